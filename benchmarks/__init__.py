@@ -1,0 +1,1 @@
+"""Benchmarks: measured as ratios against a baseline run on the same machine in the same run."""

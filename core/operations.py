@@ -1,0 +1,60 @@
+"""The registry of API operations: what action each route performs, on which resources.
+
+Every route under ``/api`` declares an ``Operation`` with the ``@operation`` decorator. The
+server's auth middleware looks the operation up *before* the body is read, derives the resource
+ARNs from the path and query string alone, and authorizes; a route without an operation is
+refused at start-up, so nothing can be served unauthorized by accident.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+_ATTRIBUTE = "__watchkeep_operation__"
+
+
+@dataclass(frozen=True, slots=True)
+class RequestTarget:
+    """What is known of a request before its body is read."""
+
+    path_params: Mapping[str, Any]
+    query: Mapping[str, str]
+    query_lists: Mapping[str, list[str]]
+    region: str
+    account_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    name: str  # PascalCase API operation, e.g. PutLogEvents (the audit record's eventName)
+    action: str  # IAM action, e.g. logs:PutLogEvents
+    read_only: bool
+    management: bool
+    resources: Callable[[RequestTarget], list[str]] = field(default=lambda _target: [])
+
+    @property
+    def service(self) -> str:
+        return self.action.split(":", 1)[0]
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def operation(op: Operation) -> Callable[[F], F]:
+    """Mark a route handler with the operation it performs."""
+
+    def mark(handler: F) -> F:
+        setattr(handler, _ATTRIBUTE, op)
+        return handler
+
+    return mark
+
+
+def operation_of(handler: Callable[..., Any]) -> Operation | None:
+    return getattr(handler, _ATTRIBUTE, None)
+
+
+def log_group_arn(target: RequestTarget, group: str) -> str:
+    return f"arn:watchkeep:logs:{target.region}:{target.account_id}:log-group:{group}"

@@ -1,0 +1,15 @@
+"""A JSON response rendered by orjson (FastAPI deprecated its own ORJSONResponse)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+
+
+class JSONBody(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)

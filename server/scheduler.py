@@ -1,0 +1,39 @@
+"""The one scheduler of the process: every periodic job runs here, as a plain function."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+log = logging.getLogger(__name__)
+
+
+class Scheduler:
+    def __init__(self) -> None:
+        # Two threads: a slow compaction must not hold back the next flush.
+        self._scheduler = BackgroundScheduler(
+            executors={"default": {"type": "threadpool", "max_workers": 2}},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+            timezone="UTC",
+        )
+
+    def every(self, seconds: float, job: Callable[[], Any], *, name: str) -> None:
+        """Run ``job`` every ``seconds``; an exception is logged and the job runs again later."""
+
+        def run() -> None:
+            try:
+                job()
+            except Exception:
+                log.exception("scheduled job %s failed", name)
+
+        self._scheduler.add_job(run, "interval", seconds=seconds, id=name, name=name)
+
+    def start(self) -> None:
+        self._scheduler.start()
+
+    def shutdown(self) -> None:
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=True)

@@ -1,0 +1,57 @@
+"""Acknowledged events not yet in Parquet, readable by queries. Thread-safe.
+
+Batches of a group are kept in sequence order (the commit thread appends them in WAL order),
+so a flush that takes the first n batches of a group has flushed every sequence number up to
+the last one of those n: that is what makes ``flushed_seq`` a safe replay watermark.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+
+@dataclass(frozen=True, slots=True)
+class MemBatch:
+    table: pa.Table
+    first_seq: int
+    last_seq: int
+    idempotency: tuple[str, str, int] | None  # (key, response JSON, seen_ms) to persist on flush
+
+
+class Memtable:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._batches: dict[int, list[MemBatch]] = {}
+        self._bytes = 0
+
+    @property
+    def size_bytes(self) -> int:
+        return self._bytes
+
+    def append(self, group_id: int, batch: MemBatch) -> None:
+        with self._lock:
+            self._batches.setdefault(group_id, []).append(batch)
+            self._bytes += batch.table.nbytes
+
+    def snapshot(self, group_id: int) -> list[MemBatch]:
+        with self._lock:
+            return list(self._batches.get(group_id, ()))
+
+    def snapshot_all(self) -> dict[int, list[MemBatch]]:
+        with self._lock:
+            return {gid: list(batches) for gid, batches in self._batches.items() if batches}
+
+    def drop_prefix(self, group_id: int, count: int) -> None:
+        """Forget the first ``count`` batches of a group, once they are safely in Parquet."""
+        with self._lock:
+            batches = self._batches.get(group_id, [])
+            self._bytes -= sum(b.table.nbytes for b in batches[:count])
+            del batches[:count]
+
+    def drop_group(self, group_id: int) -> None:
+        with self._lock:
+            batches = self._batches.pop(group_id, [])
+            self._bytes -= sum(b.table.nbytes for b in batches)

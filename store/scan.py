@@ -1,0 +1,100 @@
+"""The ``logs`` relation a query runs against: pruned Parquet segments plus memtable batches.
+
+Builds SQL text and parameters only; the engine registers the memtable tables and runs it.
+Where a field column has different types in different parts, every part renders it as text
+(spec §2.4), so ``UNION ALL BY NAME`` never applies DuckDB's own casts (which would turn the
+number 42 into ``'42.0'``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from store.catalog import Segment
+from store.schema import RESERVED_NAMES
+
+# Integral doubles below 2^53 print without a fraction; other numbers use DuckDB's shortest
+# round-trip form.
+_RENDER_DOUBLE = (
+    "CASE WHEN {c} = trunc({c}) AND abs({c}) < 9007199254740992 "
+    "THEN CAST(CAST({c} AS BIGINT) AS VARCHAR) ELSE CAST({c} AS VARCHAR) END"
+)
+_RENDER_BOOL = "CASE WHEN {c} THEN '1' WHEN NOT {c} THEN '0' END"
+
+
+@dataclass(slots=True)
+class Relation:
+    """SQL for the relation, its parameters, and Arrow tables to register by name first."""
+
+    sql: str
+    params: list[Any] = field(default_factory=list)
+    tables: dict[str, pa.Table] = field(default_factory=dict)
+
+
+def quote_identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def build_relation(
+    data_dir: Path,
+    segments: Sequence[Segment],
+    memtables: Sequence[pa.Table],
+    *,
+    empty: pa.Table,
+    prefix: str = "wk_mem",
+) -> Relation:
+    """A ``SELECT`` that unions the segments and memtable tables by column name."""
+    part_types: list[dict[str, str]] = [s.columns for s in segments]
+    part_types += [{f.name: str(f.type) for f in t.schema} for t in memtables]
+    clashes = _clashing(part_types)
+
+    relation = Relation(sql="")
+    parts: list[str] = []
+    for group in _group_files(segments, clashes):
+        replace = _replace_clause(group[0].columns, clashes)
+        parts.append(f"SELECT *{replace} FROM read_parquet(?, union_by_name = true)")
+        relation.params.append([str(data_dir / s.path) for s in group])
+    for index, table in enumerate(memtables):
+        name = f"{prefix}_{index}"
+        relation.tables[name] = table
+        replace = _replace_clause({f.name: str(f.type) for f in table.schema}, clashes)
+        parts.append(f"SELECT *{replace} FROM {quote_identifier(name)}")
+    if not parts:
+        relation.tables[f"{prefix}_empty"] = empty
+        parts.append(f"SELECT * FROM {quote_identifier(prefix + '_empty')}")
+    relation.sql = " UNION ALL BY NAME ".join(parts)
+    return relation
+
+
+def _clashing(part_types: Sequence[Mapping[str, str]]) -> set[str]:
+    seen: dict[str, set[str]] = {}
+    for types in part_types:
+        for name, kind in types.items():
+            if name not in RESERVED_NAMES:
+                seen.setdefault(name, set()).add(kind)
+    return {name for name, kinds in seen.items() if len(kinds) > 1}
+
+
+def _group_files(segments: Sequence[Segment], clashes: set[str]) -> list[list[Segment]]:
+    """Segments that agree on the types of the clashing columns can share one read_parquet."""
+    groups: dict[tuple[tuple[str, str], ...], list[Segment]] = {}
+    for segment in segments:
+        key = tuple(sorted((n, t) for n, t in segment.columns.items() if n in clashes))
+        groups.setdefault(key, []).append(segment)
+    return list(groups.values())
+
+
+def _replace_clause(types: Mapping[str, str], clashes: set[str]) -> str:
+    renders = []
+    for name in sorted(clashes & types.keys()):
+        column = quote_identifier(name)
+        if types[name] == "double":
+            renders.append(f"{_RENDER_DOUBLE.format(c=column)} AS {column}")
+        elif types[name] == "bool":
+            renders.append(f"{_RENDER_BOOL.format(c=column)} AS {column}")
+    return f" REPLACE ({', '.join(renders)})" if renders else ""

@@ -1,0 +1,93 @@
+"""Shared fixtures: real settings in a temp dir, a real uvicorn server on a free port, clients."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from iam import format_key_pair, generate_key_pair, generate_master_key
+from server.app import create_app
+from server.settings import Settings
+
+ADMIN_KEY = format_key_pair(*generate_key_pair())
+MASTER_KEY = generate_master_key().decode()
+
+
+def make_settings(data_dir: Path, **overrides: object) -> Settings:
+    return Settings(
+        data_dir=data_dir,
+        admin_key=ADMIN_KEY,
+        master_key=MASTER_KEY,
+        flush_interval_s=overrides.pop("flush_interval_s", 3600.0),
+        **overrides,
+    )
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path / "data")
+
+
+class RunningServer:
+    """A watchkeep app served by uvicorn in a thread, on a port of its own."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.app = create_app(settings)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        self._sock = sock
+        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        config = uvicorn.Config(self.app, log_level="warning", lifespan="on")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]})
+
+    def start(self) -> RunningServer:
+        self._thread.start()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.02)
+        raise RuntimeError("server did not become ready in 30 s")
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=60)
+        self._sock.close()
+
+    @property
+    def store(self):  # noqa: ANN201 - the app's Store, for white-box checks in tests
+        return self.app.state.store
+
+
+@pytest.fixture
+def server(settings: Settings) -> Iterator[RunningServer]:
+    running = RunningServer(settings).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def client(server: RunningServer) -> Iterator[httpx.Client]:
+    with httpx.Client(
+        base_url=server.url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=30
+    ) as c:
+        yield c
+
+
+@pytest.fixture
+def anon(server: RunningServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        yield c
