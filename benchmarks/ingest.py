@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -33,9 +34,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
+from multiprocessing.pool import Pool
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,10 @@ import orjson
 
 BATCH = 1000
 ROOT = Path(__file__).resolve().parent.parent
+TARGETS = [("baseline (parse only)", "baseline"), ("watchkeep (fsync)", "watchkeep"),
+           ("watchkeep (mixed types)", "mixed_types"), ("moto PutLogEvents", "moto")]  # fmt: skip
+COUNTS = ("acked", "warmup", "requests", "non_2xx", "errors")
+MOTO_CLIENT = {"region_name": "us-east-1", "aws_access_key_id": "x", "aws_secret_access_key": "x"}
 
 
 @dataclass(frozen=True)
@@ -99,10 +104,11 @@ def client_worker(job: Job) -> Tally:
     tally = Tally()
     headers = {**job.headers, "Content-Type": "application/x-ndjson"}
     with httpx.Client(headers=headers, timeout=60.0) as client:
-        response = client.post(job.url, content=batches[0])  # warm-up, not timed
-        if response.is_success:
-            tally.warmup = int(response.json().get("accepted", 0))
-        time.sleep(max(0.0, job.start_at - time.time()))
+        sent = 0
+        while sent == 0 or time.time() < job.start_at:  # warm up until the common start
+            response = client.post(job.url, content=batches[sent % len(batches)])
+            tally.warmup += int(response.json().get("accepted", 0)) if response.is_success else 0
+            sent += 1
         while time.time() < job.end_at:
             body = batches[tally.requests % len(batches)]
             tally.requests += 1
@@ -119,22 +125,21 @@ def client_worker(job: Job) -> Tally:
     return tally
 
 
-def run_load(pool: ProcessPoolExecutor, urls: list[str], headers: dict[str, str], seconds: float,
-             *, mixed: bool = False, worker: Callable[[Job], Tally] = client_worker,
-             ) -> dict[str, Any]:  # fmt: skip
+def run_load(
+    pool: Pool,
+    urls: list[str],
+    headers: dict[str, str],
+    seconds: float,
+    *,
+    mixed: bool = False,
+    worker: Callable[[Job], Tally] = client_worker,
+) -> dict[str, Any]:
     start = time.time() + 3.0  # time for the workers to start, build batches and warm up
     jobs = [Job(url, headers, mixed, n, start, start + seconds) for n, url in enumerate(urls)]
     tallies = list(pool.map(worker, jobs))
-    acked = sum(t.acked for t in tallies)
     elapsed = max([t.last_done for t in tallies] + [start + seconds]) - start
-    return {
-        "events_per_s": acked / elapsed,
-        "acked": acked,
-        "warmup": sum(t.warmup for t in tallies),
-        "requests": sum(t.requests for t in tallies),
-        "non_2xx": sum(t.non_2xx for t in tallies),
-        "errors": sum(t.errors for t in tallies),
-    }
+    totals = {k: sum(getattr(t, k) for t in tallies) for k in COUNTS}
+    return {"events_per_s": totals["acked"] / elapsed, **totals}
 
 
 def free_port() -> int:
@@ -144,9 +149,10 @@ def free_port() -> int:
 
 
 def start(argv: list[str], env: dict[str, str], health: str, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)  # fmt: skip
+    with log.open("wb") as out:  # own session: Ctrl-C reaches us, and we stop the servers
+        proc = subprocess.Popen(
+            argv, env=env, cwd=ROOT, stdout=out, stderr=out, start_new_session=True
+        )
     deadline = time.time() + 60
     while time.time() < deadline:
         if proc.poll() is not None:
@@ -195,8 +201,7 @@ def moto_worker(job: Job) -> Tally:
     """One client process sending the same events to moto with boto3 PutLogEvents."""
     import boto3
 
-    logs = boto3.client("logs", endpoint_url=job.url, region_name="us-east-1",
-                        aws_access_key_id="x", aws_secret_access_key="x")  # fmt: skip
+    logs = boto3.client("logs", endpoint_url=job.url, **MOTO_CLIENT)
     stream = f"s{job.seed}"
     logs.create_log_stream(logGroupName="bench", logStreamName=stream)
     lines = make_batch(random.Random(job.seed)).decode().splitlines()
@@ -215,8 +220,9 @@ def moto_worker(job: Job) -> Tally:
     return tally
 
 
-def measure_moto(pool: ProcessPoolExecutor, n: int, seconds: float, env: dict[str, str],
-                 log: Path) -> dict[str, Any] | None:  # fmt: skip
+def measure_moto(
+    pool: Pool, n: int, seconds: float, env: dict[str, str], log: Path
+) -> dict[str, Any] | None:
     """moto's PutLogEvents rate (its own server process), or None if moto/boto3 are missing."""
     try:
         import boto3
@@ -228,8 +234,8 @@ def measure_moto(pool: ProcessPoolExecutor, n: int, seconds: float, env: dict[st
     argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
     proc = start(argv, env, f"{url}/moto-api/", log)
     try:
-        boto3.client("logs", endpoint_url=url, region_name="us-east-1", aws_access_key_id="x",
-                     aws_secret_access_key="x").create_log_group(logGroupName="bench")  # fmt: skip
+        logs = boto3.client("logs", endpoint_url=url, **MOTO_CLIENT)
+        logs.create_log_group(logGroupName="bench")
         return run_load(pool, [url] * n, {}, seconds, worker=moto_worker)
     finally:
         stop(proc)
@@ -258,84 +264,88 @@ def main(argv: list[str] | None = None) -> int:
     auth = {"Authorization": f"Bearer {key}"}
     tmp = Path(tempfile.mkdtemp(prefix="watchkeep-bench-"))
     data_dir = tmp / "data"
-    env = {**os.environ, "WATCHKEEP_ADMIN_KEY": key,
-           "WATCHKEEP_MASTER_KEY": generate_master_key().decode()}  # fmt: skip
+    env = dict(os.environ, WATCHKEEP_ADMIN_KEY=key)
+    env["WATCHKEEP_MASTER_KEY"] = generate_master_key().decode()
     procs: list[subprocess.Popen[bytes]] = []
+    # Workers ignore SIGINT: on Ctrl-C only this process stops, and terminates them below.
+    pool = get_context("spawn").Pool(args.clients, signal.signal, (signal.SIGINT, signal.SIG_IGN))
     py = sys.executable
     try:
         b_port, w_port = free_port(), free_port()
         b_base, w_base = f"http://127.0.0.1:{b_port}", f"http://127.0.0.1:{w_port}"
-        procs.append(start([py, "-m", "uvicorn", "benchmarks.baseline_app:app", "--port",
-                            str(b_port), "--log-level", "warning", "--timeout-graceful-shutdown",
-                            "10"], env, f"{b_base}/healthz", tmp / "baseline.log"))  # fmt: skip
-        procs.append(start([py, "-m", "server.cli", "serve", "--data-dir", str(data_dir),
-                            "--port", str(w_port), "--log-level", "warning"],
-                           env, f"{w_base}/healthz", tmp / "server.log"))  # fmt: skip
+        uvicorn = f"-m uvicorn benchmarks.baseline_app:app --port {b_port} --log-level warning"
+        argv = [py, *uvicorn.split(), "--timeout-graceful-shutdown", "10"]
+        procs.append(start(argv, env, f"{b_base}/healthz", tmp / "baseline.log"))
+        argv = [py, *f"-m server.cli serve --port {w_port} --log-level warning".split()]
+        argv += ["--data-dir", str(data_dir)]
+        procs.append(start(argv, env, f"{w_base}/healthz", tmp / "server.log"))
         baseline_proc, server = procs
         n = args.clients
         ingest = f"{w_base}/api/v1/logs/events?group=bench&stream=s"
         mixed_url = f"{w_base}/api/v1/logs/events?group=bench2&stream=s"
-        with ProcessPoolExecutor(n, mp_context=get_context("spawn")) as pool:
-            base = run_load(pool, [f"{b_base}/parse"] * n, {}, args.seconds)
-            wk = run_load(pool, [f"{ingest}{i}" for i in range(n)], auth, args.seconds)
-            mixed = run_load(pool, [f"{mixed_url}{i}" for i in range(n)], auth,
-                             max(2.0, args.seconds / 3), mixed=True)  # fmt: skip
-            moto = measure_moto(pool, n, args.seconds, env, tmp / "moto.log")
+        base = run_load(pool, [f"{b_base}/parse"] * n, {}, args.seconds)
+        wk = run_load(pool, [f"{ingest}{i}" for i in range(n)], auth, args.seconds)
+        urls = [f"{mixed_url}{i}" for i in range(n)]
+        mixed = run_load(pool, urls, auth, max(2.0, args.seconds / 3), mixed=True)
+        moto = measure_moto(pool, n, args.seconds, env, tmp / "moto.log")
         mixed["stored"] = count_stored(w_base, auth, "bench2")
         rss, base_rss = peak_rss_mib(server.pid), peak_rss_mib(baseline_proc.pid)
         for proc in procs:
             stop(proc)
         pq_bytes, pq_rows, all_bytes = disk_usage(data_dir)
         acked = sum(r["acked"] + r["warmup"] for r in (wk, mixed))
+        wk_rate = wk["events_per_s"]
+        # fmt: off
         figures: dict[str, Any] = {
             "clients": n, "seconds": args.seconds, "batch": BATCH,
-            "baseline": base, "watchkeep": wk, "mixed_types": mixed,
-            "ratio_to_baseline": wk["events_per_s"] / base["events_per_s"],
-            "moto": moto,
-            "ratio_to_moto": wk["events_per_s"] / moto["events_per_s"] if moto else None,
+            "baseline": base, "watchkeep": wk, "mixed_types": mixed, "moto": moto,
+            "ratio_to_baseline": wk_rate / base["events_per_s"],
+            "ratio_to_moto": wk_rate / moto["events_per_s"] if moto else None,
             "parquet_bytes_per_event": pq_bytes / max(acked, 1),
-            "total_bytes_per_event": all_bytes / max(acked, 1),
+            "data_dir_bytes_per_event": all_bytes / max(acked, 1),
             "parquet_rows": pq_rows, "acked_total": acked,
             "server_peak_rss_mib": rss, "baseline_peak_rss_mib": base_rss,
-        }  # fmt: skip
+        }
+        # fmt: on
         print_table(figures)
         if args.json:
             print(json.dumps(figures, indent=2))
         ok = mixed["stored"] == mixed["acked"] + mixed["warmup"] and pq_rows == acked
         return 0 if ok else 1
     finally:
+        pool.terminate()
         for proc in procs:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-        subprocess.run(["rm", "-rf", str(tmp)], check=False)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def print_table(f: dict[str, Any]) -> None:
-    def row(name: str, r: dict[str, Any]) -> str:
-        return (f"  {name:<22}{r['events_per_s']:>12,.0f}{r['acked']:>12,}"
-                f"{r.get('non_2xx', 0):>9}{r.get('errors', 0):>8}")  # fmt: skip
-
-    print(f"ingest benchmark: {f['clients']} client processes, {f['seconds']:g} s per target, "
-          f"batches of {f['batch']:,} NDJSON events")  # fmt: skip
-    print(f"  {'target':<22}{'events/s':>12}{'acked':>12}{'non-2xx':>9}{'errors':>8}")
-    print(row("baseline (parse only)", f["baseline"]))
-    print(row("watchkeep (fsync)", f["watchkeep"]))
-    print(row("watchkeep mixed types", f["mixed_types"]))
-    if f["moto"]:
-        print(row("moto PutLogEvents", f["moto"]))
     m = f["mixed_types"]
-    print(f"  ratio watchkeep/baseline   {f['ratio_to_baseline']:.2f}x")
-    moto = f"{f['ratio_to_moto']:.1f}x" if f["moto"] else "skipped (moto/boto3 not importable)"
-    print(f"  ratio watchkeep/moto       {moto}")
     m_acked = m["acked"] + m["warmup"]
-    print(f"  mixed types: stored {m['stored']:,} of {m_acked:,} acknowledged (incl. warm-up) "
-          f"({'OK' if m['stored'] == m_acked else 'MISMATCH'})")  # fmt: skip
-    print(f"  bytes/event on disk        {f['parquet_bytes_per_event']:.1f} (Parquet), "
-          f"{f['total_bytes_per_event']:.1f} (all files incl. WAL); "
-          f"{f['parquet_rows']:,} Parquet rows for {f['acked_total']:,} acked")  # fmt: skip
-    print(f"  peak RSS                   {f['server_peak_rss_mib']:.0f} MiB server, "
-          f"{f['baseline_peak_rss_mib']:.0f} MiB baseline")  # fmt: skip
+    moto = f"{f['ratio_to_moto']:.1f}x" if f["moto"] else "skipped (moto/boto3 not importable)"
+    lines = [
+        f"ingest benchmark: {f['clients']} client processes, {f['seconds']:g} s per target, "
+        f"batches of {f['batch']:,} NDJSON events",
+        f"  {'target':<24}{'events/s':>10}{'acked':>12}{'non-2xx':>9}{'errors':>8}",
+    ]
+    for name, key in TARGETS:
+        if r := f[key]:
+            lines.append(f"  {name:<24}{r['events_per_s']:>10,.0f}{r['acked']:>12,}"
+                         f"{r['non_2xx']:>9}{r['errors']:>8}")  # fmt: skip
+    lines += [
+        f"  ratio watchkeep/baseline  {f['ratio_to_baseline']:.2f}x",
+        f"  ratio watchkeep/moto      {moto}",
+        f"  mixed types: stored {m['stored']:,} of {m_acked:,} acknowledged (incl. warm-up): "
+        + ("OK" if m["stored"] == m_acked else "MISMATCH"),
+        f"  bytes/event on disk       {f['parquet_bytes_per_event']:.1f} Parquet, "
+        f"{f['data_dir_bytes_per_event']:.1f} whole data dir; "
+        f"{f['parquet_rows']:,} Parquet rows for {f['acked_total']:,} acked",
+        f"  peak RSS (VmHWM)          {f['server_peak_rss_mib']:.0f} MiB server, "
+        f"{f['baseline_peak_rss_mib']:.0f} MiB baseline",
+    ]
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from __future__ import annotations
 import zlib
 
 from core.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from core.units import format_size
 
 __all__ = ["SUPPORTED_ENCODINGS", "decompress"]
 
@@ -15,17 +16,9 @@ SUPPORTED_ENCODINGS = ("identity", "gzip", "x-gzip", "deflate")
 _CHUNK_BYTES = 256 * 1024
 
 
-def _size_text(size_bytes: int) -> str:
-    if size_bytes >= 1 << 20 and size_bytes % (1 << 20) == 0:
-        return f"{size_bytes >> 20} MiB"
-    if size_bytes >= 1 << 10 and size_bytes % (1 << 10) == 0:
-        return f"{size_bytes >> 10} KiB"
-    return f"{size_bytes} bytes"
-
-
 def _too_large(max_bytes: int) -> PayloadTooLarge:
     return PayloadTooLarge(
-        f"request body is larger than {_size_text(max_bytes)} after decompression; "
+        f"request body is larger than {format_size(max_bytes)} after decompression; "
         "send smaller batches",
         details={"limit_bytes": max_bytes},
     )

@@ -16,6 +16,7 @@ import orjson
 import pyarrow as pa
 
 from core.timeparse import parse_event_timestamp
+from core.units import format_size
 
 __all__ = [
     "EVENTS_SCHEMA",
@@ -200,17 +201,9 @@ class Rejection:
     reason: str
 
 
-def _size_text(size_bytes: int) -> str:
-    if size_bytes >= 1 << 20 and size_bytes % (1 << 20) == 0:
-        return f"{size_bytes >> 20} MiB"
-    if size_bytes >= 1 << 10 and size_bytes % (1 << 10) == 0:
-        return f"{size_bytes >> 10} KiB"
-    return f"{size_bytes} bytes"
-
-
 def too_large_reason(message_bytes: int, max_event_bytes: int) -> str:
     """The rejection reason of an event whose message is over the limit."""
-    return f"event is {message_bytes} bytes; the limit is {_size_text(max_event_bytes)}"
+    return f"event is {message_bytes} bytes; the limit is {format_size(max_event_bytes)}"
 
 
 @dataclass(slots=True)

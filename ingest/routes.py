@@ -13,6 +13,7 @@ from core.errors import BadRequest, IngestValidationError, PayloadTooLarge
 from core.names import validate_group_name, validate_stream_name
 from core.operations import Operation, RequestTarget, log_group_arn, operation
 from core.timeparse import parse_range_time
+from core.units import format_size
 from ingest.body import decompress
 from ingest.decode import DecodedBatch, decode_events
 from ingest.filter import MAX_LIMIT, FilterRequest, decode_token, filter_sql, page
@@ -21,8 +22,30 @@ from store.engine import GroupInfo, Store
 router = APIRouter(prefix="/api/v1/logs", tags=["logs"])
 
 # CloudWatch's accepted retention periods, in days.
-RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827,
-                  2192, 2557, 2922, 3288, 3653)  # fmt: skip
+RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
 
 
 def _groups_from_query(target: RequestTarget) -> list[str]:
@@ -66,7 +89,7 @@ async def _read_body(request: Request, max_bytes: int) -> bytes:
 
 
 def _too_large(max_bytes: int) -> str:
-    return f"request body is larger than {max_bytes >> 20} MiB; send smaller batches"
+    return f"request body is larger than {format_size(max_bytes)}; send smaller batches"
 
 
 @router.post("/events")

@@ -113,8 +113,9 @@ def tail(
             seen_set.add(event["event_id"])
             latest_ms = max(latest_ms or 0, event["timestamp"])
             stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(event["timestamp"] / 1000))
-            typer.echo(f"{stamp}.{event['timestamp'] % 1000:03d}Z {event['log_stream']} "
-                       f"{event['message']}")  # fmt: skip
+            typer.echo(
+                f"{stamp}.{event['timestamp'] % 1000:03d}Z {event['log_stream']} {event['message']}"
+            )
         if not follow:
             return
         time.sleep(interval_s)
@@ -127,8 +128,12 @@ def _fetch_all(client: httpx.Client, params: dict[str, Any]) -> list[dict[str, A
     events: list[dict[str, Any]] = []
     token = None
     while True:
-        body = _call(client, "GET", "/api/v1/logs/events", params={**params, "next_token": token}
-                     if token else params)  # fmt: skip
+        body = _call(
+            client,
+            "GET",
+            "/api/v1/logs/events",
+            params={**params, "next_token": token} if token else params,
+        )
         events += body["events"]
         token = body.get("next_token")
         if not token:

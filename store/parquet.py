@@ -9,7 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from store.wal import fsync_dir
+from store.wal import fsync_path
 
 # Measured on this machine: zstd-1 gives 37-52 B/event; levels 3 and 9 do not pay for their
 # write cost. Row groups of 128 k rows keep min/max statistics useful for pruning.
@@ -36,11 +36,11 @@ def write_segment(table: pa.Table, directory: Path, *, fsync: bool = True) -> Pa
             row_group_size=ROW_GROUP_ROWS,
         )
         if fsync:
-            _fsync_file(temp)
+            fsync_path(temp)
         final = directory / name
         os.replace(temp, final)
         if fsync:
-            fsync_dir(directory)
+            fsync_path(directory)
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
@@ -49,11 +49,3 @@ def write_segment(table: pa.Table, directory: Path, *, fsync: bool = True) -> Pa
 
 def read_segments(paths: list[Path]) -> list[pa.Table]:
     return [pq.read_table(path) for path in paths]
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

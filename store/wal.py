@@ -80,7 +80,7 @@ class WalFile:
         self.size = os.fstat(self._fd).st_size
         if fsync:
             # A new file is only durable once its directory entry is.
-            fsync_dir(path.parent)
+            fsync_path(path.parent)
 
     def append(self, pieces: list[bytes | memoryview]) -> None:
         """Write pieces at the end; on failure cut the file back so no torn record stays."""
@@ -119,7 +119,8 @@ def _remaining(pieces: list[bytes | memoryview], skip: int) -> list[bytes | memo
     return out
 
 
-def fsync_dir(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """fsync a file or a directory (a new or renamed entry is durable once its dir is)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -91,3 +91,20 @@ def client(server: RunningServer) -> Iterator[httpx.Client]:
 def anon(server: RunningServer) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.url, timeout=30) as c:
         yield c
+
+
+def all_events(client: httpx.Client, group: str) -> list[dict[str, object]]:
+    """Every event of a group, following FilterLogEvents' pages to the end."""
+    events: list[dict[str, object]] = []
+    token = None
+    while True:
+        params: dict[str, object] = {"group": group, "limit": 10_000}
+        if token:
+            params["next_token"] = token
+        response = client.get("/api/v1/logs/events", params=params)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        events += page["events"]
+        token = page["next_token"]
+        if not token:
+            return events

@@ -9,28 +9,19 @@ from pathlib import Path
 import httpx
 import orjson
 
-from tests.conftest import ADMIN_KEY, RunningServer, make_settings
+from tests.conftest import ADMIN_KEY, RunningServer, all_events, make_settings
 
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 
 def read_all(client: httpx.Client) -> Counter[str]:
-    found: Counter[str] = Counter()
-    token = None
-    while True:
-        params: dict[str, object] = {"group": "busy", "limit": 10_000}
-        if token:
-            params["next_token"] = token
-        page = client.get("/api/v1/logs/events", params=params).json()
-        found.update(orjson.loads(e["message"])["id"] for e in page["events"])
-        token = page["next_token"]
-        if not token:
-            return found
+    return Counter(orjson.loads(e["message"])["id"] for e in all_events(client, "busy"))
 
 
 def test_reads_during_ingest_flush_and_compaction_are_consistent(tmp_path: Path) -> None:
     settings = make_settings(tmp_path / "data", flush_interval_s=0.1, compact_min_segments=2)
     server = RunningServer(settings).start()
+    httpx.put(f"{server.url}/api/v1/logs/groups/busy", headers=AUTH).raise_for_status()
     acked: list[str] = []
     problems: list[str] = []
     done = threading.Event()
@@ -40,8 +31,12 @@ def test_reads_during_ingest_flush_and_compaction_are_consistent(tmp_path: Path)
             for batch in range(150):
                 ids = [f"b{batch}-{i}" for i in range(20)]
                 body = b"".join(orjson.dumps({"id": i}) + b"\n" for i in ids)
-                response = client.post("/api/v1/logs/events", params={"group": "busy"},
-                                       content=body, headers={"Content-Type": "text/plain"})  # fmt: skip
+                response = client.post(
+                    "/api/v1/logs/events",
+                    params={"group": "busy"},
+                    content=body,
+                    headers={"Content-Type": "text/plain"},
+                )
                 assert response.status_code == 200, response.text
                 acked.extend(ids)
                 if batch % 40 == 0:

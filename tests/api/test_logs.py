@@ -11,8 +11,14 @@ import pytest
 NDJSON = {"Content-Type": "application/x-ndjson"}
 
 
-def ingest(client: httpx.Client, body: bytes, *, group: str = "app", stream: str = "s1",
-           headers: dict[str, str] | None = None) -> httpx.Response:  # fmt: skip
+def ingest(
+    client: httpx.Client,
+    body: bytes,
+    *,
+    group: str = "app",
+    stream: str = "s1",
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
     return client.post(
         "/api/v1/logs/events",
         params={"group": group, "stream": stream},
@@ -47,8 +53,9 @@ def test_ndjson_round_trip_keeps_messages_byte_exact(client: httpx.Client) -> No
     ],
     ids=["json-array", "text-plain", "json-ndjson"],
 )
-def test_other_formats(client: httpx.Client, content_type: str, body: bytes,
-                       messages: list[str]) -> None:  # fmt: skip
+def test_other_formats(
+    client: httpx.Client, content_type: str, body: bytes, messages: list[str]
+) -> None:
     response = ingest(client, body, headers={"Content-Type": content_type})
     assert response.status_code == 200, response.text
     assert [e["message"] for e in events(client)] == messages
@@ -77,25 +84,55 @@ def test_bad_events_are_reported_and_good_ones_kept(client: httpx.Client) -> Non
 @pytest.mark.parametrize(
     ("params", "headers", "body", "status", "code"),
     [
-        ({"group": "app"}, {"Content-Type": "application/xml"}, b"<a/>", 415,
-         "InvalidParameterException"),
+        (
+            {"group": "app"},
+            {"Content-Type": "application/xml"},
+            b"<a/>",
+            415,
+            "InvalidParameterException",
+        ),
         ({"group": "app"}, NDJSON, b"{broken\n", 400, "InvalidParameterException"),
         ({"group": "app"}, NDJSON, b"\n\n", 400, "InvalidParameterException"),
         ({"group": "bad group!"}, NDJSON, b"{}", 400, "InvalidParameterException"),
         ({"group": "app", "stream": "a:b"}, NDJSON, b"{}", 400, "InvalidParameterException"),
         ({}, NDJSON, b"{}", 400, "InvalidParameterException"),
-        ({"group": "app"}, {**NDJSON, "Content-Encoding": "gzip"}, b"not gzip", 400,
-         "InvalidParameterException"),
-        ({"group": "app"}, {**NDJSON, "Content-Encoding": "br"}, b"x", 415,
-         "InvalidParameterException"),
-        ({"group": "app"}, {"Content-Type": "application/json"}, b"[1,", 400,
-         "InvalidParameterException"),
+        (
+            {"group": "app"},
+            {**NDJSON, "Content-Encoding": "gzip"},
+            b"not gzip",
+            400,
+            "InvalidParameterException",
+        ),
+        (
+            {"group": "app"},
+            {**NDJSON, "Content-Encoding": "br"},
+            b"x",
+            415,
+            "InvalidParameterException",
+        ),
+        (
+            {"group": "app"},
+            {"Content-Type": "application/json"},
+            b"[1,",
+            400,
+            "InvalidParameterException",
+        ),
     ],
-    ids=["xml", "all-malformed", "empty", "bad-group", "bad-stream", "no-group", "bad-gzip",
-         "brotli", "truncated-array"],
-)  # fmt: skip
-def test_bad_requests_get_a_precise_error(client: httpx.Client, params: dict, headers: dict,
-                                          body: bytes, status: int, code: str) -> None:  # fmt: skip
+    ids=[
+        "xml",
+        "all-malformed",
+        "empty",
+        "bad-group",
+        "bad-stream",
+        "no-group",
+        "bad-gzip",
+        "brotli",
+        "truncated-array",
+    ],
+)
+def test_bad_requests_get_a_precise_error(
+    client: httpx.Client, params: dict, headers: dict, body: bytes, status: int, code: str
+) -> None:
     response = client.post("/api/v1/logs/events", params=params, content=body, headers=headers)
     assert response.status_code == status, response.text
     error = response.json()["error"]
@@ -224,8 +261,9 @@ def test_retention_dry_run_lists_then_apply_drops(client: httpx.Client, server) 
     ],
     ids=["missing", "basic", "unknown-key", "malformed"],
 )
-def test_requests_without_valid_credentials_are_401(anon: httpx.Client, authorization: str | None,
-                                                    code: str) -> None:  # fmt: skip
+def test_requests_without_valid_credentials_are_401(
+    anon: httpx.Client, authorization: str | None, code: str
+) -> None:
     headers = {"Authorization": authorization} if authorization else {}
     response = anon.get("/api/v1/logs/groups", headers=headers)
     assert response.status_code == 401

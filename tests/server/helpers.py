@@ -38,8 +38,16 @@ class ServeProcess:
         self.process: subprocess.Popen[str] | None = None
 
     def start(self, timeout_s: float = 60.0) -> ServeProcess:
-        command = [*watchkeep_command(), "serve", "--data-dir", str(self.data_dir),
-                   "--port", str(self.port), "--log-level", "warning"]  # fmt: skip
+        command = [
+            *watchkeep_command(),
+            "serve",
+            "--data-dir",
+            str(self.data_dir),
+            "--port",
+            str(self.port),
+            "--log-level",
+            "warning",
+        ]
         # A file, not a pipe: a pipe nobody reads would block a chatty server.
         self.log_path = self.data_dir.parent / f"serve-{self.port}.log"
         with self.log_path.open("w") as log:

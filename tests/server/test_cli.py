@@ -66,25 +66,44 @@ def test_keys_generate_prints_a_valid_pair() -> None:
 
 
 def test_tail_prints_events_and_follows(server: RunningServer, client: httpx.Client) -> None:
-    client.post("/api/v1/logs/events", params={"group": "app", "stream": "a"},
-                content=b'{"n":1}\n{"n":2}\n', headers=NDJSON)  # fmt: skip
+    client.post(
+        "/api/v1/logs/events",
+        params={"group": "app", "stream": "a"},
+        content=b'{"n":1}\n{"n":2}\n',
+        headers=NDJSON,
+    )
     result = run_cli("tail", "app", "--server", server.url, "--key", ADMIN_KEY)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert [line.split(" ", 2)[1:] for line in lines] == [["a", '{"n":1}'], ["a", '{"n":2}']]
 
     follower = subprocess.Popen(
-        [*watchkeep_command(), "tail", "app", "-f", "--interval-s", "0.2",
-         "--server", server.url, "--key", ADMIN_KEY],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            *watchkeep_command(),
+            "tail",
+            "app",
+            "-f",
+            "--interval-s",
+            "0.2",
+            "--server",
+            server.url,
+            "--key",
+            ADMIN_KEY,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert follower.stdout is not None
         assert follower.stdout.readline().endswith('{"n":1}\n')
         assert follower.stdout.readline().endswith('{"n":2}\n')
         time.sleep(0.3)
-        client.post("/api/v1/logs/events", params={"group": "app", "stream": "b"},
-                    content=b'{"n":3}\n', headers=NDJSON)  # fmt: skip
+        client.post(
+            "/api/v1/logs/events",
+            params={"group": "app", "stream": "b"},
+            content=b'{"n":3}\n',
+            headers=NDJSON,
+        )
         assert follower.stdout.readline().endswith('b {"n":3}\n')
     finally:
         follower.kill()

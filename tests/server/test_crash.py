@@ -11,7 +11,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.conftest import ADMIN_KEY
+from tests.conftest import ADMIN_KEY, all_events
 from tests.server.helpers import ServeProcess
 
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -38,18 +38,8 @@ def ingest_until_dead(url: str, client_id: int, acked: list[str], stop: threadin
 
 
 def stored_ids(url: str) -> Counter[str]:
-    found: Counter[str] = Counter()
-    token = None
     with httpx.Client(base_url=url, headers=AUTH, timeout=30) as client:
-        while True:
-            params: dict[str, object] = {"group": "crash", "limit": 10_000}
-            if token:
-                params["next_token"] = token
-            page = client.get("/api/v1/logs/events", params=params).json()
-            found.update(orjson.loads(e["message"])["id"] for e in page["events"])
-            token = page["next_token"]
-            if not token:
-                return found
+        return Counter(orjson.loads(e["message"])["id"] for e in all_events(client, "crash"))
 
 
 @pytest.mark.serial

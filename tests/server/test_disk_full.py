@@ -21,8 +21,7 @@ AUTH = {"Authorization": f"Bearer {ADMIN_KEY}", "Content-Type": "application/x-n
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     mount_point = tmp_path / "disk"
     mount_point.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(mount_point)],
-                   check=True)  # fmt: skip
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(mount_point)], check=True)
     try:
         yield mount_point
     finally:
@@ -56,16 +55,18 @@ def test_full_disk_answers_503_and_loses_nothing(small_disk: Path) -> None:
         assert "No space left on device" in error["message"]
 
         filler.unlink()
-        again = client.post("/api/v1/logs/events", params={"group": "g"},
-                            content=orjson.dumps({"n": 999}) + b"\n")  # fmt: skip
+        again = client.post(
+            "/api/v1/logs/events", params={"group": "g"}, content=orjson.dumps({"n": 999}) + b"\n"
+        )
         assert again.status_code == 200, again.text
         acked.append(999)
     server.kill()
 
     restarted = ServeProcess(data_dir).start()
     try:
-        events = httpx.get(f"{restarted.url}/api/v1/logs/events", params={"group": "g"},
-                           headers=AUTH).json()["events"]  # fmt: skip
+        events = httpx.get(
+            f"{restarted.url}/api/v1/logs/events", params={"group": "g"}, headers=AUTH
+        ).json()["events"]
         assert sorted(orjson.loads(e["message"])["n"] for e in events) == sorted(acked)
     finally:
         restarted.terminate()

@@ -46,8 +46,14 @@ def batch(messages: list[str], ts_ms: list[int] | None = None) -> pa.Table:
     )
 
 
-def append(store: Store, group: str, messages: list[str], fields: pa.Table | None = None,
-           ts_ms: list[int] | None = None, **kwargs: object) -> dict:  # fmt: skip
+def append(
+    store: Store,
+    group: str,
+    messages: list[str],
+    fields: pa.Table | None = None,
+    ts_ms: list[int] | None = None,
+    **kwargs: object,
+) -> dict:
     events = batch(messages, ts_ms)
     fields = fields if fields is not None else pa.table({"_": pa.nulls(len(messages))}).drop(["_"])
     return store.submit_logs(group, "s", events, fields, {"n": len(messages)}, **kwargs).result(10)  # type: ignore[arg-type]
