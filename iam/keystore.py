@@ -124,6 +124,16 @@ class KeyRing:
         # access key id -> (ciphertext, plain secret); keyed by ciphertext as well, so a key
         # stored again with a new secret is decrypted afresh.
         self._secrets: dict[str, tuple[bytes, str]] = {}
+        # access key id -> its row, so the hot path needs no database round trip (it was 15 %
+        # of ingest CPU). Only keys that exist are cached; unknown ids always go to the
+        # database, so random ids cannot grow this. Key changes go through the ring, which
+        # calls ``forget``; a change made behind its back needs a ``forget`` too.
+        self._keys: dict[str, AccessKey] = {}
+
+    def forget(self) -> None:
+        """Drop cached key rows, so the next lookups read the database."""
+        with self._lock:
+            self._keys.clear()
 
     def ensure_root_key(self, admin_key: str | None, now_ms: int) -> str | None:
         """Make sure an active root key exists; return a generated pair to print once, or None.
@@ -142,6 +152,8 @@ class KeyRing:
             except BaseException:
                 conn.rollback()
                 raise
+            finally:
+                self.forget()
         return generated
 
     def authenticate(self, authorization_header: str | None) -> AuthenticatedKey:
@@ -153,8 +165,7 @@ class KeyRing:
         ``InvalidSignatureException`` for a wrong secret.
         """
         key_id, presented = parse_bearer(authorization_header)
-        with self._connect() as conn:
-            key = get_key(conn, key_id)
+        key = self._lookup(key_id)
         if key is None or not key.is_active:
             details = {"access_key_id": key_id}
             if key is not None:
@@ -172,6 +183,18 @@ class KeyRing:
                 details={"access_key_id": key_id},
             )
         return AuthenticatedKey(principal=key.principal, access_key_id=key_id)
+
+    def _lookup(self, key_id: str) -> AccessKey | None:
+        with self._lock:
+            key = self._keys.get(key_id)
+        if key is not None:
+            return key
+        with self._connect() as conn:
+            key = get_key(conn, key_id)
+        if key is not None:
+            with self._lock:
+                self._keys[key_id] = key
+        return key
 
     def _ensure_root_key(
         self, conn: duckdb.DuckDBPyConnection, admin_key: str | None, now_ms: int

@@ -13,6 +13,9 @@ log = logging.getLogger(__name__)
 
 class Scheduler:
     def __init__(self) -> None:
+        # A flush that overruns its 1 s interval is normal under load; APScheduler would warn
+        # about every skipped run. Failures are still logged, by ``every``'s wrapper.
+        logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
         # Two threads: a slow compaction must not hold back the next flush.
         self._scheduler = BackgroundScheduler(
             executors={"default": {"type": "threadpool", "max_workers": 2}},

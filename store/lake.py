@@ -50,7 +50,7 @@ class Lake:
 
     def write(self, group_id: int, group_name: str, tables: list[pa.Table]) -> list[Segment]:
         """Write events as time-sorted segments, one per UTC hour they span (not yet published)."""
-        table = unify(tables).sort_by([("ts_ms", "ascending"), ("seq", "ascending")])
+        table = _sorted_by_time(unify(tables))
         written: list[Segment] = []
         try:
             for hour_ms, part in _split_by_hour(table):
@@ -106,6 +106,16 @@ class Lake:
             if len(small) > min_segments:
                 found.append((int(partition.group), small))
         return found
+
+
+def _sorted_by_time(table: pa.Table) -> pa.Table:
+    """The table in (ts_ms, seq) order; most flushes arrive in order, and checking is cheaper
+    than sorting (the sort was a tenth of the server's CPU under load)."""
+    ts = table.column("ts_ms")
+    n = table.num_rows
+    if n < 2 or pc.all(pc.less_equal(ts.slice(0, n - 1), ts.slice(1))).as_py():
+        return table
+    return table.sort_by([("ts_ms", "ascending"), ("seq", "ascending")])
 
 
 def _split_by_hour(table: pa.Table) -> list[tuple[int, pa.Table]]:
