@@ -10,6 +10,7 @@ retention) is plain methods the server's scheduler calls.
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -20,18 +21,20 @@ from typing import Any
 import duckdb
 import orjson
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from core.errors import Conflict, NotFound, StorageFull, Unavailable
 from store import catalog
 from store.commit import CommitLog, PendingAppend
 from store.config import StoreConfig
 from store.fields import FieldPromoter
+from store.idempotency import IdempotencyKeys
 from store.ipc import from_ipc, to_ipc
 from store.lake import Lake
 from store.layout import CATALOG_FILE, WAL_DIR, group_dir, wal_generation
 from store.memtable import MemBatch, Memtable
 from store.recovery import remove_orphans, replay_wal
-from store.retention import Partition, plan_retention
+from store.retention import plan_retention
 from store.scan import build_relation
 from store.schema import empty_log_table
 
@@ -73,9 +76,7 @@ class Store:
         self._memtable = Memtable()
         self._lake: Lake | None = None
         self._commit: CommitLog | None = None
-        self._idempotent: dict[str, tuple[str, int]] = {}
-        self._inflight: dict[str, Future[dict[str, Any]]] = {}
-        self._idem_lock = threading.Lock()
+        self._idempotency = IdempotencyKeys()
         self._oldest_unflushed: float | None = None
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -91,8 +92,8 @@ class Store:
             streams = catalog.load_streams(self._db)
             segments = catalog.load_segments(self._db)
             since = self._now_ms() - self.config.idempotency_window_ms
-            for key, response, seen_ms in catalog.load_idempotency_keys(self._db, since):
-                self._idempotent[key] = (response, seen_ms)
+            for key, response, _ in catalog.load_idempotency_keys(self._db, since):
+                self._idempotency.remember(key, response)
         remove_orphans(data_dir, {s.path for s in segments})
         self._lake = Lake(data_dir, segments, fsync=self.config.fsync)
         for row in groups:
@@ -202,17 +203,17 @@ class Store:
         """
         self._check_accepting()
         if idempotency_key is not None:
-            replay = self._claim_idempotency_key(idempotency_key)
+            replay = self._idempotency.claim(idempotency_key)
             if replay is not None:
                 return replay
         try:
             future = self._submit(group, stream, events, fields, response, idempotency_key)
         except BaseException as exc:
             if idempotency_key is not None:
-                self._release_idempotency_key(idempotency_key, exc)
+                self._idempotency.release(idempotency_key, exc)
             raise
         if idempotency_key is not None:
-            future.add_done_callback(lambda f: self._settle_idempotency_key(idempotency_key, f))
+            future.add_done_callback(lambda f: self._idempotency.settle(idempotency_key, f))
         return future
 
     def _submit(
@@ -281,8 +282,7 @@ class Store:
         idem = header.get("idempotency")
         entry = (idem[0], idem[1], header["ingest_ms"]) if idem else None
         if entry is not None:
-            with self._idem_lock:
-                self._idempotent[entry[0]] = (entry[1], entry[2])
+            self._idempotency.remember(entry[0], entry[1])
         self._memtable.append(
             header["group_id"], MemBatch(full, first_seq, first_seq + count - 1, entry)
         )
@@ -378,7 +378,7 @@ class Store:
                 state = self._by_id.get(group_id)
                 if state is None:
                     continue
-                tables = [_read_segment(self.config.data_dir / s.path) for s in old]
+                tables = [pq.read_table(self.config.data_dir / s.path) for s in old]
                 new = lake.write(group_id, state.row.name, tables)
                 try:
                     with self._catalog_lock:
@@ -459,36 +459,6 @@ class Store:
     def _kick_flush(self) -> None:
         self._oldest_unflushed = 0.0  # the next scheduler tick flushes at once
 
-    def _claim_idempotency_key(self, key: str) -> Future[dict[str, Any]] | None:
-        with self._idem_lock:
-            seen = self._idempotent.get(key)
-            if seen is not None:
-                done: Future[dict[str, Any]] = Future()
-                done.set_result({**orjson.loads(seen[0]), "duplicate": True})
-                return done
-            running = self._inflight.get(key)
-            if running is not None:
-                return running
-            self._inflight[key] = Future()
-        return None
-
-    def _settle_idempotency_key(self, key: str, future: Future[dict[str, Any]]) -> None:
-        with self._idem_lock:
-            waiter = self._inflight.pop(key, None)
-        if waiter is None:
-            return
-        error = future.exception()
-        if error is not None:
-            waiter.set_exception(error)
-        else:
-            waiter.set_result({**future.result(), "duplicate": True})
-
-    def _release_idempotency_key(self, key: str, exc: BaseException) -> None:
-        with self._idem_lock:
-            waiter = self._inflight.pop(key, None)
-        if waiter is not None:
-            waiter.set_exception(exc)
-
     def _group_for_write(self, name: str) -> _GroupState:
         state = self._groups.get(name)
         if state is not None:
@@ -501,7 +471,7 @@ class Store:
         with self._catalog_lock:
             row = catalog.insert_group(self._conn(), name, self._now_ms(), retention_days)
         # A previous incarnation of the name may have left files behind a crash.
-        _remove_tree(group_dir(self.config.data_dir, name))
+        shutil.rmtree(group_dir(self.config.data_dir, name), ignore_errors=True)
         return self._add_group_state(row, set())
 
     def _add_group_state(self, row: catalog.LogGroup, promoted: set[str]) -> _GroupState:
@@ -580,18 +550,3 @@ def _with_system_columns(table: pa.Table, group: str, ingest_ms: int, first_seq:
     table = table.add_column(index, "ingest_ms", pa.repeat(pa.scalar(ingest_ms, pa.int64()), n))
     seq = pa.array(range(first_seq, first_seq + n), pa.int64())
     return table.add_column(index + 1, "seq", seq)
-
-
-def _read_segment(path: Any) -> pa.Table:
-    import pyarrow.parquet as pq
-
-    return pq.read_table(path)
-
-
-def _remove_tree(path: Any) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
-
-
-__all__ = ["GroupInfo", "Partition", "Store"]
