@@ -22,29 +22,11 @@ from store.engine import GroupInfo, Store
 router = APIRouter(prefix="/api/v1/logs", tags=["logs"])
 
 # CloudWatch's accepted retention periods, in days.
-RETENTION_DAYS = (
-    1,
-    3,
-    5,
-    7,
-    14,
-    30,
-    60,
-    90,
-    120,
-    150,
-    180,
-    365,
-    400,
-    545,
-    731,
-    1096,
-    1827,
-    2192,
-    2557,
-    2922,
-    3288,
-    3653,
+RETENTION_DAYS = tuple(
+    int(days)
+    for days in (
+        "1 3 5 7 14 30 60 90 120 150 180 365 400 545 731 1096 1827 2192 2557 2922 3288 3653"
+    ).split()
 )
 
 

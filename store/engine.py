@@ -92,8 +92,8 @@ class Store:
             streams = catalog.load_streams(self._db)
             segments = catalog.load_segments(self._db)
             since = self._now_ms() - self.config.idempotency_window_ms
-            for key, response, _ in catalog.load_idempotency_keys(self._db, since):
-                self._idempotency.remember(key, response)
+            for key, response, seen_ms in catalog.load_idempotency_keys(self._db, since):
+                self._idempotency.remember(key, response, seen_ms)
         remove_orphans(data_dir, {s.path for s in segments})
         self._lake = Lake(data_dir, segments, fsync=self.config.fsync)
         for row in groups:
@@ -282,7 +282,7 @@ class Store:
         idem = header.get("idempotency")
         entry = (idem[0], idem[1], header["ingest_ms"]) if idem else None
         if entry is not None:
-            self._idempotency.remember(entry[0], entry[1])
+            self._idempotency.remember(*entry)
         self._memtable.append(
             header["group_id"], MemBatch(full, first_seq, first_seq + count - 1, entry)
         )
@@ -405,18 +405,22 @@ class Store:
             days = {str(s.row.id): s.row.retention_days for s in self._by_id.values()}
             expired = plan_retention(partitions, days, self._now_ms())
             out = [(self._by_id[int(p.group)].row.name, p.hour_ms) for p in expired]
-            if dry_run or not expired:
+            if dry_run:
                 return out
             doomed = [s for p in expired for s in partitions[p]]
-            with self._catalog_lock:
-                catalog.delete_segments(self._conn(), [s.path for s in doomed])
-            with self._view_lock:
-                lake.publish((), removed=doomed)
-        with self._catalog_lock:
-            catalog.prune_idempotency_keys(
-                self._conn(), self._now_ms() - self.config.idempotency_window_ms
-            )
+            if doomed:
+                with self._catalog_lock:
+                    catalog.delete_segments(self._conn(), [s.path for s in doomed])
+                with self._view_lock:
+                    lake.publish((), removed=doomed)
+        self._prune_idempotency_keys()
         return out
+
+    def _prune_idempotency_keys(self) -> None:
+        horizon_ms = self._now_ms() - self.config.idempotency_window_ms
+        self._idempotency.prune(horizon_ms)
+        with self._catalog_lock:
+            catalog.prune_idempotency_keys(self._conn(), horizon_ms)
 
     def stats(self) -> dict[str, Any]:
         commit = self._commit

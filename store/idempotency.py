@@ -18,12 +18,17 @@ Response = dict[str, Any]
 class IdempotencyKeys:
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._seen: dict[str, str] = {}  # key -> response JSON
+        self._seen: dict[str, tuple[str, int]] = {}  # key -> (response JSON, seen_ms)
         self._inflight: dict[str, Future[Response]] = {}
 
-    def remember(self, key: str, response_json: str) -> None:
+    def remember(self, key: str, response_json: str, seen_ms: int) -> None:
         with self._lock:
-            self._seen[key] = response_json
+            self._seen[key] = (response_json, seen_ms)
+
+    def prune(self, before_ms: int) -> None:
+        """Forget keys first seen before ``before_ms``: a retry after the window stores again."""
+        with self._lock:
+            self._seen = {k: v for k, v in self._seen.items() if v[1] >= before_ms}
 
     def claim(self, key: str) -> Future[Response] | None:
         """None if the caller should store the batch; else a future of the earlier answer."""
@@ -31,7 +36,7 @@ class IdempotencyKeys:
             seen = self._seen.get(key)
             if seen is not None:
                 done: Future[Response] = Future()
-                done.set_result({**orjson.loads(seen), "duplicate": True})
+                done.set_result({**orjson.loads(seen[0]), "duplicate": True})
                 return done
             running = self._inflight.get(key)
             if running is not None:

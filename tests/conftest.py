@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -35,6 +35,21 @@ def settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path / "data")
 
 
+def wait_until_ready(
+    url: str, *, timeout_s: float, alive: Callable[[], bool] = lambda: True
+) -> bool:
+    """Poll ``/healthz`` until it answers 200; False on time-out or once ``alive()`` is False."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and alive():
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return True
+        except httpx.TransportError:
+            pass
+        time.sleep(0.03)
+    return False
+
+
 class RunningServer:
     """A watchkeep app served by uvicorn in a thread, on a port of its own."""
 
@@ -52,15 +67,9 @@ class RunningServer:
 
     def start(self) -> RunningServer:
         self._thread.start()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.02)
-        raise RuntimeError("server did not become ready in 30 s")
+        if not wait_until_ready(self.url, timeout_s=30):
+            raise RuntimeError("server did not become ready in 30 s")
+        return self
 
     def stop(self) -> None:
         self._server.should_exit = True

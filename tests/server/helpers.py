@@ -7,12 +7,9 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
-
-from tests.conftest import ADMIN_KEY, MASTER_KEY
+from tests.conftest import ADMIN_KEY, MASTER_KEY, wait_until_ready
 
 
 def free_port() -> int:
@@ -54,16 +51,11 @@ class ServeProcess:
             self.process = subprocess.Popen(
                 command, env=self.env, stdout=log, stderr=subprocess.STDOUT, text=True
             )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"serve exited early: {self.output()}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
+        process = self.process
+        if wait_until_ready(self.url, timeout_s=timeout_s, alive=lambda: process.poll() is None):
+            return self
+        if process.poll() is not None:
+            raise RuntimeError(f"serve exited early: {self.output()}")
         self.kill()
         raise RuntimeError("serve did not become ready")
 
