@@ -33,6 +33,12 @@ class Operation:
     read_only: bool
     management: bool
     resources: Callable[[RequestTarget], list[str]] = field(default=lambda _target: [])
+    # The body is data (log events, datapoints): the audit record summarizes, never copies it.
+    payload_is_data: bool = False
+    # Members that must not reach the audit record as sent: "drop" (credentials, such as a
+    # new key's secret) or "hide" (replaced by HIDDEN_DUE_TO_SECURITY_REASONS).
+    request_sensitive: Mapping[str, str] = field(default_factory=dict)
+    response_sensitive: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def service(self) -> str:

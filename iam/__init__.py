@@ -1,6 +1,6 @@
-"""Identity and access: access keys, the master key that encrypts their secrets, authentication.
-
-Principals, policies and ``decide()`` come later; today every authenticated key is root.
+"""Identity and access: access keys and the master key that encrypts their secrets
+(``keys``, ``keystore``, ``secrets``), principals (``directory``), the policy language
+(``policy``, ``matching``) and ``decide()`` (``decide``).
 """
 
 from iam.keys import (

@@ -38,7 +38,9 @@ def _group_from_path(target: RequestTarget) -> list[str]:
     return [log_group_arn(target, str(target.path_params["name"]))]
 
 
-PUT_LOG_EVENTS = Operation("PutLogEvents", "logs:PutLogEvents", False, False, _groups_from_query)
+PUT_LOG_EVENTS = Operation(
+    "PutLogEvents", "logs:PutLogEvents", False, False, _groups_from_query, payload_is_data=True
+)
 FILTER_LOG_EVENTS = Operation(
     "FilterLogEvents", "logs:FilterLogEvents", True, False, _groups_from_query
 )
@@ -85,11 +87,12 @@ async def put_log_events(
     settings = request.app.state.settings
     validate_group_name(group)
     validate_stream_name(stream)
+    store = _store(request)
+    _authorize_creation(request, store, group, stream)
     raw = await _read_body(request, settings.max_body_bytes)
     body = decompress(
         raw, request.headers.get("content-encoding"), max_bytes=settings.max_body_bytes
     )
-    store = _store(request)
 
     def decode_and_submit() -> Any:
         decoded = decode_events(
@@ -109,8 +112,24 @@ async def put_log_events(
             idempotency_key=request.headers.get("idempotency-key"),
         )
 
+    request.state.audit_summary = {"logEventBytes": len(body)}
     future = await asyncio.to_thread(decode_and_submit)
-    return await asyncio.wrap_future(future)
+    result: dict[str, Any] = await asyncio.wrap_future(future)
+    request.state.audit_summary["logEventCount"] = result["accepted"]
+    return result
+
+
+def _authorize_creation(request: Request, store: Store, group: str, stream: str) -> None:
+    """Creating a group or stream on first use needs its own permission (DESIGN, Contracts)."""
+    authorize = request.state.authorize
+    arn = (
+        f"arn:watchkeep:logs:{request.app.state.settings.region}:"
+        f"{request.app.state.settings.account_id}:log-group:{group}"
+    )
+    if not store.has_group(group):
+        authorize("logs:CreateLogGroup", [arn])
+    if not store.has_stream(group, stream):
+        authorize("logs:CreateLogStream", [f"{arn}:log-stream:{stream}"])
 
 
 def _ingest_response(decoded: DecodedBatch) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The ``watchkeep`` command line: serve, tail, keys.
+"""The ``watchkeep`` command line: serve and tail here; keys, users, audit in their modules.
 
 Errors go to stderr as ``error: <what, where, what to do>`` with exit status 1 (usage: 2).
 While a server runs, verbs talk to it over HTTP rather than opening its files.
@@ -17,7 +17,9 @@ import httpx
 import typer
 import uvicorn
 
-from iam import format_key_pair, generate_key_pair
+from server.cli_audit import audit_app
+from server.cli_http import DEFAULT_SERVER, KeyOption, ServerOption, call, client, fail
+from server.cli_iam import groups_app, keys_app, policies_app, users_app
 
 app = typer.Typer(
     name="watchkeep",
@@ -25,21 +27,11 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-keys_app = typer.Typer(help="Access keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
-
-ServerOption = Annotated[
-    str, typer.Option("--server", envvar="WATCHKEEP_SERVER", help="Base URL of the server.")
-]
-KeyOption = Annotated[
-    str | None,
-    typer.Option("--key", envvar="WATCHKEEP_KEY", help="Access key pair WKIA…:wks_…"),
-]
-
-
-def fail(message: str) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(1)
+app.add_typer(users_app, name="users")
+app.add_typer(groups_app, name="groups")
+app.add_typer(policies_app, name="policies")
+app.add_typer(audit_app, name="audit")
 
 
 @app.command()
@@ -92,11 +84,11 @@ def tail(
         bool, typer.Option("--follow", "-f", help="Keep printing new events.")
     ] = False,
     interval_s: Annotated[float, typer.Option(help="Seconds between polls with -f.")] = 1.0,
-    server: ServerOption = "http://127.0.0.1:8766",
+    server: ServerOption = DEFAULT_SERVER,
     key: KeyOption = None,
 ) -> None:
     """Print a group's events (oldest first); with -f, follow new ones as they arrive."""
-    client = _client(server, key)
+    http = client(server, key)
     params: dict[str, Any] = {"group": group, "start": since, "limit": 1000}
     if stream:
         params["stream"] = stream
@@ -104,7 +96,7 @@ def tail(
     seen_set: set[str] = set()
     latest_ms: int | None = None
     while True:
-        for event in _fetch_all(client, params):
+        for event in _fetch_all(http, params):
             if event["event_id"] in seen_set:
                 continue
             if len(seen) == seen.maxlen:
@@ -124,12 +116,12 @@ def tail(
             params["start"] = str(max(0, latest_ms - 300_000) // 1000)
 
 
-def _fetch_all(client: httpx.Client, params: dict[str, Any]) -> list[dict[str, Any]]:
+def _fetch_all(http: httpx.Client, params: dict[str, Any]) -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = []
     token = None
     while True:
-        body = _call(
-            client,
+        body = call(
+            http,
             "GET",
             "/api/v1/logs/events",
             params={**params, "next_token": token} if token else params,
@@ -138,33 +130,6 @@ def _fetch_all(client: httpx.Client, params: dict[str, Any]) -> list[dict[str, A
         token = body.get("next_token")
         if not token:
             return events
-
-
-@keys_app.command("generate")
-def keys_generate() -> None:
-    """Print a fresh key pair, e.g. for WATCHKEEP_ADMIN_KEY."""
-    typer.echo(format_key_pair(*generate_key_pair()))
-
-
-def _client(server: str, key: str | None) -> httpx.Client:
-    if not key:
-        fail("no access key: pass --key WKIA…:wks_… or set WATCHKEEP_KEY")
-    return httpx.Client(base_url=server, headers={"Authorization": f"Bearer {key}"}, timeout=30.0)
-
-
-def _call(client: httpx.Client, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-    try:
-        response = client.request(method, path, **kwargs)
-    except httpx.TransportError as exc:
-        fail(f"cannot reach the server at {client.base_url} ({exc}); is `watchkeep serve` running?")
-        raise
-    if response.status_code >= 400:
-        try:
-            error = response.json()["error"]
-            fail(f"{error['message']} ({error['code']}, HTTP {response.status_code})")
-        except (ValueError, KeyError, TypeError):
-            fail(f"HTTP {response.status_code} from {path}: {response.text[:200]}")
-    return response.json()  # type: ignore[no-any-return]
 
 
 def main() -> None:

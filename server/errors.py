@@ -69,14 +69,18 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONBody:
         request_id = str(uuid.uuid4())
         log.exception("unexpected error (request id %s)", request_id)
-        return JSONBody(
-            error_body(
-                "InternalFailure",
-                f"internal error; the server log has the details under request id {request_id}",
-                {"request_id": request_id},
-            ),
-            status_code=500,
-        )
+        return internal_failure_response(request_id)
+
+
+def internal_failure_response(request_id: str) -> JSONBody:
+    return JSONBody(
+        error_body(
+            "InternalFailure",
+            f"internal error; the server log has the details under request id {request_id}",
+            {"request_id": request_id},
+        ),
+        status_code=500,
+    )
 
 
 def _describe(error: Any) -> str:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from audit.levels import DEFAULT_POLICY, LevelRule
+from audit.trail import TRAIL_NAME
 from iam import parse_key_pair
 from store.config import MiB, StoreConfig
 
@@ -38,6 +41,17 @@ class Settings(BaseSettings):
     compact_min_segments: int = Field(default=8, ge=2)
     retention_interval_s: float = Field(default=600.0, gt=0)
 
+    # Proxies whose X-Forwarded-For is believed (CIDRs); the audit trail's sourceIPAddress.
+    trusted_proxies: list[str] = Field(default_factory=list)
+    # Audit levels (spec audit §2.6): rules, first match wins; floors always apply.
+    audit_policy: list[LevelRule] = Field(default_factory=lambda: list(DEFAULT_POLICY))
+    audit_segment_max_events: int = Field(default=10_000, gt=0)
+    audit_segment_max_age_s: float = Field(default=300.0, gt=0)
+    audit_lookup_window_days: int = Field(default=90, gt=0)
+    audit_lookup_rate: float = Field(default=10.0, ge=0)  # per principal per second; 0: no limit
+    # Failed authentications recorded one by one per source IP and minute (0: no limit).
+    audit_auth_failures_per_minute: int = Field(default=100, ge=0)
+
     @field_validator("admin_key")
     @classmethod
     def _check_admin_key(cls, value: SecretStr | None) -> SecretStr | None:
@@ -47,6 +61,20 @@ class Settings(BaseSettings):
             except ValueError as exc:
                 raise ValueError(f"WATCHKEEP_ADMIN_KEY: {exc}") from None
         return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise ValueError(f"WATCHKEEP_TRUSTED_PROXIES: {cidr!r} is not a CIDR") from None
+        return value
+
+    @property
+    def audit_dir(self) -> Path:
+        return self.data_dir / "audit" / TRAIL_NAME
 
     @property
     def key_file(self) -> Path:

@@ -157,6 +157,10 @@ class Store:
     def has_group(self, name: str) -> bool:
         return name in self._groups
 
+    def has_stream(self, group: str, stream: str) -> bool:
+        state = self._groups.get(group)
+        return state is not None and stream in state.streams
+
     def create_group(self, name: str, *, retention_days: int | None = None) -> GroupInfo:
         with self._groups_lock:
             if name in self._groups:

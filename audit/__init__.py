@@ -1,0 +1,1 @@
+"""The audit trail: recorder, redaction, hash-chained log, lookup."""

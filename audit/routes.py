@@ -1,0 +1,90 @@
+"""HTTP routes of the audit API: LookupEvents and the trail's status."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+
+from audit.lookup import EventLookup, LookupRequest, RateLimiter
+from audit.trail import TRAIL_NAME, AuditTrail
+from core.errors import BadRequest
+from core.operations import Operation, RequestTarget, operation
+from core.timeparse import parse_range_time
+
+router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
+
+
+def _trail_arn(target: RequestTarget) -> list[str]:
+    return [f"arn:watchkeep:cloudtrail:{target.region}:{target.account_id}:trail/{TRAIL_NAME}"]
+
+
+LOOKUP_EVENTS = Operation("LookupEvents", "cloudtrail:LookupEvents", True, True, _trail_arn)
+GET_TRAIL_STATUS = Operation("GetTrailStatus", "cloudtrail:GetTrailStatus", True, True, _trail_arn)
+
+
+@router.get("/events")
+@operation(LOOKUP_EVENTS)
+async def lookup_events(
+    request: Request,
+    lookup_key: str | None = None,
+    lookup_value: str | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    max_results: Annotated[int, Query()] = 50,
+    next_token: str | None = None,
+    event_category: str | None = None,
+) -> dict[str, Any]:
+    """LookupEvents: audit records by one attribute over a time range, newest first."""
+    rate: RateLimiter = request.app.state.audit_rate
+    principal = request.state.principal
+    rate.check(principal.arn or principal.access_key_id)
+    now_ms = int(time.time() * 1000)
+    lookup = LookupRequest(
+        key=lookup_key,
+        value=lookup_value,
+        start_s=_seconds(start, "start", now_ms),
+        end_s=_seconds(end, "end", now_ms),
+        max_results=max_results,
+        next_token=next_token,
+        event_category=event_category,
+    )
+    events: EventLookup = request.app.state.audit_lookup
+    page = await asyncio.to_thread(events.lookup, lookup, now_s=now_ms // 1000)
+    return {"events": page.events, "next_token": page.next_token}
+
+
+@router.get("/status")
+@operation(GET_TRAIL_STATUS)
+async def trail_status(request: Request) -> dict[str, Any]:
+    """GetTrailStatus: the chain head, sealed segments, unsealed records, degraded mode."""
+    trail: AuditTrail = request.app.state.services.trail
+    segments, unsealed = trail.snapshot()
+    seq, head = trail.head()
+    return {
+        "name": TRAIL_NAME,
+        "trail_id": str(trail.trail_id),
+        "is_logging": True,
+        "chain_head_seq": seq,
+        "chain_head_hash": head.hex(),
+        "sealed_segment_count": len(segments),
+        "unsealed_record_count": len(unsealed),
+        "audit_degraded": trail.degraded,
+    }
+
+
+def _seconds(value: str | None, name: str, now_ms: int) -> int | None:
+    if value is None:
+        return None
+    try:
+        return parse_range_time(value, now_ms=now_ms) // 1000
+    except BadRequest as exc:
+        raise _time_error(f"{name}: {exc.message}") from None
+
+
+def _time_error(message: str) -> BadRequest:
+    error = BadRequest(message)
+    error.code = "InvalidTimeRangeException"
+    return error

@@ -1,0 +1,477 @@
+"""The gate every API request passes: operation, authentication, authorization, audit record.
+
+A pure ASGI middleware. For each request it finds the route's ``Operation`` in the registry,
+derives the target resources from the path and query string alone, authenticates the key,
+decides with the principal's policies, and only then lets the handler read the body. Whatever
+happens (success, denial, failed authentication, handler crash, client gone), it writes exactly
+one audit record, durably, *before* the response leaves (spec audit §2.7): the response is
+held back until the trail has acknowledged the record. If the trail cannot write, the caller
+gets 503 and the server fails closed until it can.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qs
+
+import anyio
+import anyio.to_thread
+import orjson
+from starlette.routing import BaseRoute, Match, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from audit.floods import AuthFailureLimiter
+from audit.levels import CallFacts, Level, level_for
+from audit.record import Account, ApiCall, Identity, api_call_record, event_source
+from audit.trail import AuditTrail, AuditUnavailable
+from core.errors import AccessDenied, Unauthenticated, Unavailable, WatchkeepError
+from core.operations import Operation, RequestTarget, operation_of
+from iam.decide import decide, denial_message
+from iam.directory import Directory, Principal
+from iam.keystore import KeyRing
+from iam.matching import RequestContext
+from server.errors import internal_failure_response, watchkeep_error_response
+
+log = logging.getLogger(__name__)
+
+EXEMPT_PATHS = frozenset({"/healthz", "/readyz"})
+# Bodies up to this size are kept for requestParameters; larger ones are summarized by size.
+MAX_CAPTURED_BODY = 128 * 1024
+REQUEST_ID_HEADER = b"x-amzn-requestid"
+
+
+def api_routes(routes: Sequence[BaseRoute]) -> list[Route]:
+    return [r for r in routes if isinstance(r, Route) and r.path.startswith("/api/")]
+
+
+def check_registry(routes: Sequence[BaseRoute]) -> None:
+    """Refuse to start when an API route has no operation: it could not be authorized."""
+    api = api_routes(routes)
+    if not api:
+        raise RuntimeError("no API routes found to authorize: the route registry is miswired")
+    missing = [r.path for r in api if operation_of(r.endpoint) is None]
+    if missing:
+        raise RuntimeError(f"API routes without an operation in the registry: {missing}")
+
+
+class Services:
+    """What the gate needs, opened by the app's lifespan after the gate was built."""
+
+    keyring: KeyRing
+    directory: Directory
+    trail: AuditTrail
+    level_policy: Sequence[Any]
+    auth_failures: AuthFailureLimiter
+    ready: bool = False
+
+
+class Gate:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        routes: Sequence[BaseRoute],
+        services: Services,
+        account: Account,
+        trusted_proxies: Sequence[str] = (),
+        is_exempt: Callable[[str], bool] = lambda path: path in EXEMPT_PATHS,
+    ) -> None:
+        self.app = app
+        self._routes = api_routes(routes)
+        self._services = services
+        self._account = account
+        self._proxies = [ipaddress.ip_network(p, strict=False) for p in trusted_proxies]
+        self._is_exempt = is_exempt
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self._is_exempt(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        trail = self._services.trail
+        if trail.degraded and not await anyio.to_thread.run_sync(trail.try_recover):
+            trail.refused += 1
+            await _unavailable_response()(scope, receive, send)
+            return
+        call = self._start(scope)
+        out = HeldResponse(send, call.request_id)
+        body = BodyCapture(receive)
+        try:
+            try:
+                await self._admit(scope, call, body)
+                await self.app(scope, body.receive, out.send_or_hold(self, scope, call, body))
+            except WatchkeepError as exc:
+                if isinstance(exc, Unauthenticated):
+                    limiter = self._services.auth_failures
+                    call.suppressed = not limiter.admit(
+                        call.source_ip, call.identity.access_key_id, exc.code
+                    )
+                if isinstance(exc, Unauthenticated | AccessDenied) and body.limit:
+                    await body.drain()
+                out.replace(watchkeep_error_response(exc))
+                call.error_code, call.error_message = exc.code, exc.message
+            except Exception:
+                log.exception("unexpected error (request id %s)", call.request_id)
+                out.replace(internal_failure_response(call.request_id))
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._finish(scope, call, out, body)
+
+    # ---- before the handler --------------------------------------------------------------
+
+    def _start(self, scope: Scope) -> ApiCall:
+        headers = _headers(scope)
+        return ApiCall(
+            request_id=str(uuid.uuid4()),
+            received_at=datetime.now(UTC),
+            method=scope["method"],
+            path=scope["path"],
+            source_ip=self._source_ip(scope, headers),
+            user_agent=headers.get("user-agent"),
+            client_request_id=headers.get("x-request-id"),
+        )
+
+    async def _admit(self, scope: Scope, call: ApiCall, body: BodyCapture) -> Operation | None:
+        """Authenticate and authorize; raise the error the caller gets, or return the op."""
+        found = self._resolve(scope)
+        op = None
+        if found is not None:
+            op, target = found
+            call.event_source = event_source(op.service)
+            call.event_name = op.name
+            call.read_only = op.read_only
+            call.management = op.management
+            call.resources = op.resources(target)
+            call.request_parameters = _parameters(target)
+            call.request_sensitive = op.request_sensitive
+            call.response_sensitive = op.response_sensitive
+            if op.payload_is_data:
+                body.limit = 0
+        else:
+            call.event_source = _source_from_path(scope["path"])
+        if not self._services.ready:
+            raise Unavailable("watchkeep is starting (replaying its WAL); retry soon")
+        header = _headers(scope).get("authorization")
+        try:
+            key = await anyio.to_thread.run_sync(self._services.keyring.authenticate, header)
+        except Unauthenticated as exc:
+            call.identity = Identity(
+                type="Unknown",
+                access_key_id=exc.details.get("access_key_id"),
+                key_status=exc.details.get("key_status"),
+            )
+            raise
+        principal = self._services.directory.principal(key)
+        call.identity = _identity(principal, self._account.account_id)
+        state = scope.setdefault("state", {})
+        state["principal"] = principal
+        state["audit"] = call
+        if op is None:
+            return None  # the router answers 404 (recorded as UnknownOperation)
+        ctx = RequestContext(
+            source_ip=call.source_ip,
+            current_time=call.received_at,
+            secure_transport=scope.get("scheme") == "https",
+            username=principal.user_name,
+        )
+
+        def authorize(action: str, resources: list[str]) -> None:
+            """Decide one more action a handler needs (e.g. creating a group on first use)."""
+            decision = decide(principal.policies, action, resources, ctx, is_root=principal.is_root)
+            if decision.decision != "Allow":
+                call.authorization = decision.to_audit()
+                raise AccessDenied(denial_message(principal.arn, action, decision))
+
+        decision = decide(
+            principal.policies, op.action, call.resources, ctx, is_root=principal.is_root
+        )
+        call.authorization = decision.to_audit()
+        if decision.decision != "Allow":
+            raise AccessDenied(denial_message(principal.arn, op.action, decision))
+        state["operation"] = op
+        state["resources"] = call.resources
+        state["authorize"] = authorize
+        return op
+
+    def _resolve(self, scope: Scope) -> tuple[Operation, RequestTarget] | None:
+        for route in self._routes:
+            match, child = route.matches(scope)
+            if match is not Match.FULL:
+                continue
+            op = operation_of(route.endpoint)
+            if op is None:  # check_registry makes this unreachable; deny all the same
+                return None
+            query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+            target = RequestTarget(
+                path_params=child.get("path_params", {}),
+                query={k: v[-1] for k, v in query.items()},
+                query_lists=query,
+                region=self._account.region,
+                account_id=self._account.account_id,
+            )
+            return op, target
+        return None
+
+    def _source_ip(self, scope: Scope, headers: dict[str, str]) -> str:
+        client = scope.get("client")
+        peer = client[0] if client else "unknown"
+        if not self._proxies or not self._trusted(peer):
+            return peer
+        forwarded = [a.strip() for a in headers.get("x-forwarded-for", "").split(",") if a.strip()]
+        for address in reversed(forwarded):
+            if not self._trusted(address):
+                return address
+        return peer
+
+    def _trusted(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in self._proxies)
+
+    # ---- after the handler ---------------------------------------------------------------
+
+    async def _finish(
+        self, scope: Scope, call: ApiCall, out: HeldResponse, body: BodyCapture
+    ) -> None:
+        if not out.streaming:
+            await self.record(scope, call, out, body)
+        await out.release()
+
+    async def record(
+        self, scope: Scope, call: ApiCall, out: HeldResponse, body: BodyCapture
+    ) -> None:
+        """Write the call's record; on failure turn the held response into a 503."""
+        call.completed_at = datetime.now(UTC)
+        call.http_status = out.status
+        if call.error_code is None and out.status >= 400:
+            call.error_code, call.error_message = out.error()
+        if call.request_parameters is not None or body.data:
+            call.request_parameters = _with_body(call.request_parameters, body)
+        if out.status < 400 and not call.read_only:
+            call.response_elements = out.json()
+        call.summary = scope.get("state", {}).get("audit_summary")
+        level = level_for(
+            CallFacts(
+                event_source=call.event_source,
+                event_name=call.event_name,
+                read_only=call.read_only,
+                management=call.management,
+                user_name=call.identity.username,
+                denied_or_unauthenticated=call.denied_or_unauthenticated,
+            ),
+            self._services.level_policy,
+        )
+        if level is Level.NONE or call.suppressed:
+            return
+        record = api_call_record(call, level, self._account)
+        try:
+            await asyncio.wrap_future(self._services.trail.append(record))
+        except AuditUnavailable as exc:
+            out.replace(watchkeep_error_response(exc))
+
+
+class HeldResponse:
+    """Holds a response back until its audit record is durable.
+
+    A response that streams (``more_body``) is recorded when its first chunk arrives and then
+    passed through, as the spec allows for tails and long polls.
+    """
+
+    def __init__(self, send: Send, request_id: str) -> None:
+        self._send = send
+        self._request_id = request_id.encode()
+        self._start: Message | None = None
+        self._chunks: list[bytes] = []
+        self.streaming = False
+        self._replaced = False
+        self._replacement: Any = None
+
+    def send_or_hold(self, gate: Gate, scope: Scope, call: ApiCall, body: BodyCapture) -> Send:
+        async def send(message: Message) -> None:
+            if self._replaced:
+                return
+            if message["type"] == "http.response.start":
+                message = dict(message)
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (REQUEST_ID_HEADER, self._request_id),
+                ]
+                self._start = message
+                return
+            if message["type"] != "http.response.body":
+                await self._send(message)
+                return
+            if self.streaming:
+                await self._send(message)
+                return
+            self._chunks.append(message.get("body", b""))
+            if message.get("more_body", False):
+                with anyio.CancelScope(shield=True):
+                    await gate.record(scope, call, self, body)
+                self.streaming = True
+                await self.release(more_body=True)
+
+        return send
+
+    @property
+    def status(self) -> int:
+        if self._replaced:
+            return int(self._replacement.status_code)
+        return int(self._start["status"]) if self._start else 500
+
+    def replace(self, response: Any) -> None:
+        """Answer with ``response`` instead of whatever the handler produced."""
+        if self.streaming:
+            return  # the status line is gone already
+        self._start = None
+        self._chunks = []
+        self._replaced = True
+        self._replacement = response
+
+    def json(self) -> Any:
+        data = b"".join(self._chunks)
+        if not data or len(data) > MAX_CAPTURED_BODY:
+            return None
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return None
+
+    def error(self) -> tuple[str, str]:
+        body = self.json()
+        if isinstance(body, dict) and isinstance(body.get("error"), dict):
+            error = body["error"]
+            return str(error.get("code", "InternalFailure")), str(error.get("message", ""))
+        return ("InternalFailure" if self.status >= 500 else "InvalidParameterException"), ""
+
+    async def release(self, *, more_body: bool = False) -> None:
+        if self._replaced:
+            await self._send_replacement()
+            return
+        if self._start is None:
+            return
+        await self._send(self._start)
+        await self._send(
+            {"type": "http.response.body", "body": b"".join(self._chunks), "more_body": more_body}
+        )
+        self._chunks = []
+
+    async def _send_replacement(self) -> None:
+        response = self._replacement
+        headers = [(k, v) for k, v in response.raw_headers] + [
+            (REQUEST_ID_HEADER, self._request_id)
+        ]
+        await self._send(
+            {"type": "http.response.start", "status": response.status_code, "headers": headers}
+        )
+        await self._send({"type": "http.response.body", "body": response.body})
+
+
+class BodyCapture:
+    """Passes the request body through, keeping a copy (up to a limit) for the record."""
+
+    def __init__(self, receive: Receive, limit: int = MAX_CAPTURED_BODY) -> None:
+        self._receive = receive
+        self.limit = limit
+        self.data = b""
+        self.size = 0
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        if message["type"] == "http.request" and self.limit:
+            chunk = message.get("body", b"")
+            self.size += len(chunk)
+            if self.size <= self.limit:
+                self.data += chunk
+        return message
+
+    async def drain(self) -> None:
+        """Read the body that a refused request never let the handler read (for the record)."""
+        while True:
+            message = await self.receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                return
+            if self.size > self.limit:
+                return
+
+
+def _with_body(parameters: dict[str, Any] | None, body: BodyCapture) -> Any:
+    parameters = dict(parameters or {})
+    if body.size > body.limit:
+        parameters["body"] = {"omitted": True, "reason": "size", "originalBytes": body.size}
+        return parameters
+    if not body.data:
+        return parameters or None
+    try:
+        decoded = orjson.loads(body.data)
+    except orjson.JSONDecodeError:
+        parameters["body"] = {"omitted": True, "reason": "not JSON", "originalBytes": body.size}
+        return parameters
+    if isinstance(decoded, dict):
+        return {**parameters, **decoded}
+    parameters["body"] = decoded
+    return parameters
+
+
+def _parameters(target: RequestTarget) -> dict[str, Any] | None:
+    parameters: dict[str, Any] = {}
+    for name, values in target.query_lists.items():
+        parameters[name] = values[-1] if len(values) == 1 else list(values)
+    parameters.update({k: str(v) for k, v in target.path_params.items()})
+    return parameters or None
+
+
+def _identity(principal: Principal, account_id: str) -> Identity:
+    if principal.is_root:
+        return Identity(
+            type="Root",
+            principal_id=account_id,
+            arn=principal.arn,
+            account_id=account_id,
+            access_key_id=principal.access_key_id,
+        )
+    return Identity(
+        type="IAMUser",
+        principal_id=principal.user_id,
+        arn=principal.arn,
+        account_id=account_id,
+        access_key_id=principal.access_key_id,
+        user_name=principal.user_name,
+    )
+
+
+_PATH_SERVICES = {
+    "logs": "logs",
+    "queries": "logs",
+    "metrics": "cloudwatch",
+    "alarms": "cloudwatch",
+    "audit": "cloudtrail",
+    "iam": "iam",
+}
+
+
+def _source_from_path(path: str) -> str:
+    parts = path.strip("/").split("/")
+    service = parts[2] if len(parts) > 2 and parts[0] == "api" else ""
+    return event_source(_PATH_SERVICES.get(service, "api"))
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
+
+
+def _unavailable_response() -> Any:
+    return watchkeep_error_response(
+        AuditUnavailable(
+            "audit trail unavailable: the server refuses requests until it can record them "
+            "again; retry later",
+            retry_after_s=5,
+        )
+    )
