@@ -59,9 +59,7 @@ class Redactor:
 
     paths: list[str] = field(default_factory=list)
 
-    def redact(
-        self, value: Any, root: str, sensitive: Mapping[str, str] | None = None
-    ) -> Any:
+    def redact(self, value: Any, root: str, sensitive: Mapping[str, str] | None = None) -> Any:
         """A redacted copy of ``value``; ``sensitive`` maps top-level member names (R2)."""
         if value is None:
             return None

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
 
+from audit.hashing import AuditHasher
 from audit.lookup import EventLookup, LookupRequest, RateLimiter
+from audit.query import MAX_ROWS, run_audit_query
 from audit.trail import TRAIL_NAME, AuditTrail
 from core.errors import BadRequest
 from core.operations import Operation, RequestTarget, operation
@@ -23,6 +28,15 @@ def _trail_arn(target: RequestTarget) -> list[str]:
 
 LOOKUP_EVENTS = Operation("LookupEvents", "cloudtrail:LookupEvents", True, True, _trail_arn)
 GET_TRAIL_STATUS = Operation("GetTrailStatus", "cloudtrail:GetTrailStatus", True, True, _trail_arn)
+HASH_AUDIT_VALUE = Operation(
+    "HashAuditValue",
+    "cloudtrail:HashAuditValue",
+    True,
+    True,
+    _trail_arn,
+    request_sensitive={"value": "drop"},  # the plaintext is never recorded
+)
+START_QUERY = Operation("StartQuery", "cloudtrail:StartQuery", True, True, _trail_arn)
 
 
 @router.get("/events")
@@ -88,3 +102,51 @@ def _time_error(message: str) -> BadRequest:
     error = BadRequest(message)
     error.code = "InvalidTimeRangeException"
     return error
+
+
+class HashRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    value: str = Field(min_length=1, max_length=65_536)
+
+
+@router.post("/hash")
+@operation(HASH_AUDIT_VALUE)
+async def hash_audit_value(request: Request, body: HashRequest) -> dict[str, Any]:
+    """HashAuditValue: the ``hmac-sha256:v<k>:<hex>`` form a hidden value would take (R6)."""
+    hasher: AuditHasher = request.app.state.audit_hasher
+    return {"hash": hasher.hash(body.value)}
+
+
+class AuditQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    sql: str
+    start: str | int | None = None
+    end: str | int | None = None
+    max_rows: int = Field(default=1000, ge=1, le=MAX_ROWS)
+
+
+@router.post("/queries")
+@operation(START_QUERY)
+async def start_audit_query(request: Request, body: AuditQuery) -> dict[str, Any]:
+    """Run SQL over the read-only ``events`` view of the records in range (default: 90 days)."""
+    now_ms = int(time.time() * 1000)
+    start_s = _seconds(str(body.start), "start", now_ms) if body.start is not None else None
+    end_s = _seconds(str(body.end), "end", now_ms) if body.end is not None else None
+    end = datetime.fromtimestamp(end_s if end_s is not None else now_ms // 1000, UTC)
+    start = (
+        datetime.fromtimestamp(start_s, UTC) if start_s is not None else end - timedelta(days=90)
+    )
+    if start > end:
+        raise _time_error("start is after end: the time range is empty")
+    trail: AuditTrail = request.app.state.services.trail
+    result = await asyncio.to_thread(
+        run_audit_query, trail, body.sql, start, end, max_rows=body.max_rows
+    )
+    return {
+        "query_id": str(uuid.uuid4()),
+        "status": "Complete",
+        "columns": result.columns,
+        "rows": result.rows,
+        "truncated": result.truncated,
+        "statistics": {"records_scanned": result.records_scanned, "rows": len(result.rows)},
+    }

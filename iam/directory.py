@@ -19,6 +19,7 @@ import duckdb
 import orjson
 
 from core.errors import BadRequest, Conflict, NotFound
+from iam.decide import decide
 from iam.keys import format_key_pair, generate_key_pair
 from iam.keystore import (
     ACTIVE,
@@ -30,6 +31,7 @@ from iam.keystore import (
     put_key,
     set_status,
 )
+from iam.matching import RequestContext
 from iam.policy import NamedPolicy, parse_policy
 from iam.secrets import SecretBox
 
@@ -139,6 +141,17 @@ class Directory:
             ).fetchall()
         policies = tuple(NamedPolicy(n, parse_policy(doc)) for n, doc in rows)
         return Principal("IAMUser", self.user_arn(name), "", user_id, name, policies)
+
+    def admin_users(self, ctx: RequestContext) -> list[str]:
+        """Users whose policies let them manage IAM (the ones who could replace root)."""
+        admins = []
+        with self._connect() as conn:
+            rows = conn.execute("SELECT user_id, name FROM iam_users ORDER BY name").fetchall()
+        for user_id, name in rows:
+            policies = self._load_principal(user_id).policies
+            if decide(policies, "iam:CreateAccessKey", ["*"], ctx, is_root=False).allowed:
+                admins.append(name)
+        return admins
 
     def _changed(self) -> None:
         with self._lock:

@@ -10,24 +10,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import secrets
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from pathlib import Path
+from datetime import UTC, datetime
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 
 from audit.floods import AuthFailureLimiter
+from audit.hashing import AuditHasher, random_key_file
 from audit.lookup import EventLookup, RateLimiter
 from audit.record import Account
 from audit.routes import router as audit_router
-from audit.segments import FILE_MODE
 from audit.trail import AuditTrail, TrailConfig
 from iam import KeyRing, SecretBox, load_master_key
 from iam.directory import Directory
+from iam.matching import RequestContext
 from iam.routes import router as iam_router
 from ingest.routes import router as logs_router
 from server.errors import install_error_handlers
@@ -40,14 +39,19 @@ from store.engine import Store
 log = logging.getLogger("watchkeep")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+DEFAULT_ROUTERS = (logs_router, iam_router, audit_router)
+
+
+def create_app(
+    settings: Settings | None = None, *, routers: Sequence[APIRouter] = DEFAULT_ROUTERS
+) -> FastAPI:
+    """The app; ``routers`` is for tests that need a route of their own behind the gate."""
     settings = settings or Settings()
     app = FastAPI(title="watchkeep", version="0.1.0", lifespan=_lifespan)
     app.state.settings = settings
     app.state.services = services = Services()
     services.level_policy = settings.audit_policy
     services.auth_failures = AuthFailureLimiter(settings.audit_auth_failures_per_minute)
-    routers = [logs_router, iam_router, audit_router]
     for router in routers:
         app.include_router(router)
     install_error_handlers(app)
@@ -90,15 +94,17 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         store.cursor, services.keyring, box, account_id=settings.account_id
     )
     services.directory.ensure_schema()
+    _warn_about_root(services)
     app.state.directory = services.directory
     services.trail = trail = _open_trail(settings)
     app.state.audit_lookup = EventLookup(
         trail,
         store.cursor,
-        _token_key(settings.audit_dir / "state" / "token.key"),
+        random_key_file(settings.audit_dir / "state" / "token.key"),
         window_days=settings.audit_lookup_window_days,
     )
     app.state.audit_rate = RateLimiter(settings.audit_lookup_rate)
+    app.state.audit_hasher = AuditHasher.from_file(settings.audit_dir / "state" / "hmac-v1.key")
     scheduler = Scheduler()
     recovery = asyncio.create_task(_recover(app, store, scheduler, settings))
     try:
@@ -126,6 +132,23 @@ async def _recover(app: FastAPI, store: Store, scheduler: Scheduler, settings: S
     log.info("ready in %.2f s (data in %s)", time.monotonic() - started, settings.data_dir)
 
 
+def _warn_about_root(services: Services) -> None:
+    """Spec audit §7.2: root keys should not stay active once an admin user exists."""
+    ctx = RequestContext("127.0.0.1", datetime.now(UTC), secure_transport=True)
+    admins = services.directory.admin_users(ctx)
+    active_root = [
+        k for k in services.directory.list_access_keys("root") if k["status"] == "Active"
+    ]
+    if admins and active_root:
+        log.warning(
+            "the root access key %s is still active although admin users exist (%s): use an "
+            "admin user's key and deactivate root with `watchkeep keys deactivate %s`",
+            active_root[0]["access_key_id"],
+            ", ".join(admins[:5]),
+            active_root[0]["access_key_id"],
+        )
+
+
 def _open_trail(settings: Settings) -> AuditTrail:
     trail = AuditTrail(
         TrailConfig(
@@ -143,17 +166,6 @@ def _open_trail(settings: Settings) -> AuditTrail:
 def _write_flood_summaries(services: Services) -> None:
     for summary in services.auth_failures.summaries(force=not services.ready):
         services.trail.append_service_event("AuthFailureSummary", summary)
-
-
-def _token_key(path: Path) -> bytes:
-    """The per-installation key that signs LookupEvents page tokens; it never leaves here."""
-    if path.exists():
-        return path.read_bytes()
-    key = secrets.token_bytes(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE & 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(key)
-    return key
 
 
 def _secret_box(settings: Settings) -> SecretBox:

@@ -15,7 +15,7 @@ import asyncio
 import ipaddress
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
@@ -104,7 +104,11 @@ class Gate:
         try:
             try:
                 await self._admit(scope, call, body)
-                await self.app(scope, body.receive, out.send_or_hold(self, scope, call, body))
+
+                async def record_at_stream_start() -> None:
+                    await self.record(scope, call, out, body)
+
+                await self.app(scope, body.receive, out.holding(record_at_stream_start))
             except WatchkeepError as exc:
                 if isinstance(exc, Unauthenticated):
                     limiter = self._services.auth_failures
@@ -118,6 +122,10 @@ class Gate:
             except Exception:
                 log.exception("unexpected error (request id %s)", call.request_id)
                 out.replace(internal_failure_response(call.request_id))
+            except anyio.get_cancelled_exc_class():
+                call.error_code = "RequestCancelled"
+                call.error_message = "the client went away before the response was sent"
+                raise
         finally:
             with anyio.CancelScope(shield=True):
                 await self._finish(scope, call, out, body)
@@ -293,7 +301,9 @@ class HeldResponse:
         self._replaced = False
         self._replacement: Any = None
 
-    def send_or_hold(self, gate: Gate, scope: Scope, call: ApiCall, body: BodyCapture) -> Send:
+    def holding(self, on_stream_start: Callable[[], Awaitable[None]]) -> Send:
+        """The ``send`` to give the app: it holds the response, or records and streams it."""
+
         async def send(message: Message) -> None:
             if self._replaced:
                 return
@@ -314,7 +324,7 @@ class HeldResponse:
             self._chunks.append(message.get("body", b""))
             if message.get("more_body", False):
                 with anyio.CancelScope(shield=True):
-                    await gate.record(scope, call, self, body)
+                    await on_stream_start()
                 self.streaming = True
                 await self.release(more_body=True)
 

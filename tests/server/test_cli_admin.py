@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import ADMIN_KEY, RunningServer
-from tests.server.helpers import watchkeep_command
+from tests.server.helpers import ServeProcess, watchkeep_command
 
 
 def cli(
@@ -91,3 +91,21 @@ def test_an_admin_gives_an_agent_a_key_that_may_only_put_into_prod(
     bad = cli(server, "audit", "lookup", "-a", "Nope=1")
     assert bad.returncode == 1 and "InvalidLookupAttributesException" in bad.stderr
     assert cli(server, "audit", "lookup", "-a", "novalue").returncode == 2
+
+
+def test_start_warns_while_root_stays_active_next_to_an_admin_user(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    first = ServeProcess(data_dir).start()
+    admin_policy = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "iam:*", "Resource": "*"}],
+    }
+    with httpx.Client(base_url=first.url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as c:
+        c.put("/api/v1/iam/users/ops").raise_for_status()
+        c.put("/api/v1/iam/policies/iam-admin", json=admin_policy).raise_for_status()
+        c.put("/api/v1/iam/users/ops/policies/iam-admin").raise_for_status()
+    _status, output = first.terminate()
+    assert "still active although admin users exist" not in output
+    second = ServeProcess(data_dir).start()
+    _status, output = second.terminate()
+    assert "still active although admin users exist (ops)" in output
