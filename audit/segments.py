@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from audit.record import resource_type_and_name
+from store.wal import fsync_path
 
 SEGMENT_FORMAT = "wk-audit-segment-1"
 FILE_MODE = 0o640
@@ -148,10 +149,10 @@ def write_segment(path: Path, table: pa.Table, metadata: dict[str, str], *, fsyn
     pq.write_table(table, temp, compression="zstd", compression_level=1)
     os.chmod(temp, FILE_MODE)
     if fsync:
-        fsync_file(temp)
+        fsync_path(temp)
     os.replace(temp, path)
     if fsync:
-        fsync_file(path.parent)
+        fsync_path(path.parent)
 
 
 def segment_bounds(path: Path) -> tuple[int, int]:
@@ -174,11 +175,3 @@ def list_segments(root: Path) -> list[Path]:
 
 def make_dirs(path: Path) -> None:
     path.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
-
-
-def fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -32,7 +32,6 @@ from audit.segments import (
     FILE_MODE,
     Entry,
     entries_table,
-    fsync_file,
     list_segments,
     make_dirs,
     project,
@@ -42,6 +41,7 @@ from audit.segments import (
     write_segment,
 )
 from core.errors import Unavailable
+from store.wal import fsync_path
 
 log = logging.getLogger(__name__)
 
@@ -338,9 +338,9 @@ class AuditTrail:
             orjson.dumps({"trail_id": str(trail_id), "name": self.config.name, "created": _now()})
         )
         os.chmod(temp, FILE_MODE)
-        fsync_file(temp)
+        fsync_path(temp)
         os.replace(temp, path)
-        fsync_file(path.parent)
+        fsync_path(path.parent)
         return trail_id
 
     def _replay_wal(self) -> int:
@@ -420,7 +420,7 @@ class AuditTrail:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE)
         size = os.fstat(fd).st_size
         if self.config.fsync:
-            fsync_file(path.parent)
+            fsync_path(path.parent)
         self._wal = _WalFile(path, first_seq, fd, size)
 
     def _abandon_wal(self, wal: _WalFile, size: int, next_seq: int) -> None:

@@ -14,49 +14,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-import time
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from benchmarks.ingest import Job, Tally, free_port, make_batch, run_load, start, stop
+from benchmarks.ingest import free_port, run_load, start, stop
 
 SMALL = 10
-
-
-def small_batch_worker(job: Job) -> Tally:
-    """Like ``client_worker``, but with batches of 10 events: one audit record per 10 events."""
-    rng = random.Random(job.seed)
-    lines = make_batch(rng).splitlines(keepends=True)
-    batches = [b"".join(lines[i : i + SMALL]) for i in range(0, len(lines), SMALL)]
-    tally = Tally()
-    headers = {**job.headers, "Content-Type": "application/x-ndjson"}
-    with httpx.Client(headers=headers, timeout=60.0) as client:
-        sent = 0
-        while sent == 0 or time.time() < job.start_at:
-            client.post(job.url, content=batches[sent % len(batches)])
-            sent += 1
-        while time.time() < job.end_at:
-            tally.requests += 1
-            try:
-                response = client.post(job.url, content=batches[tally.requests % len(batches)])
-            except httpx.HTTPError:
-                tally.errors += 1
-                continue
-            if response.is_success:
-                tally.acked += int(response.json().get("accepted", 0))
-            else:
-                tally.non_2xx += 1
-            tally.last_done = time.time()
-    return tally
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,13 +60,12 @@ def main(argv: list[str] | None = None) -> int:
             urls[name] = f"http://127.0.0.1:{port}/api/v1/logs/events?group=bench&stream=s"
         n = args.clients
         figures: dict[str, Any] = {"clients": n, "seconds": args.seconds, "rounds": args.rounds}
-        for workload, worker in (("batch_1000", None), (f"batch_{SMALL}", small_batch_worker)):
+        for workload, batch in (("batch_1000", 1000), (f"batch_{SMALL}", SMALL)):
             rates: dict[str, list[float]] = {"on": [], "off": []}
             for _ in range(args.rounds):
                 for side in ("on", "off"):
                     load_urls = [f"{urls[side]}{i}" for i in range(n)]
-                    kwargs = {"worker": worker} if worker else {}
-                    result = run_load(pool, load_urls, auth, args.seconds, **kwargs)
+                    result = run_load(pool, load_urls, auth, args.seconds, batch=batch)
                     rates[side].append(result["events_per_s"])
             on, off = sum(rates["on"]) / args.rounds, sum(rates["off"]) / args.rounds
             figures[workload] = {
@@ -123,9 +91,8 @@ def print_table(figures: dict[str, Any]) -> None:
         f"audit overhead: {figures['clients']} client processes, {figures['rounds']} x "
         f"{figures['seconds']:g} s per side and workload (fsync on both sides)"
     )
-    print(
-        f"{'workload':<12} {'audit on ev/s':>14} {'recorder off ev/s':>18} {'on/off':>7} {'overhead':>9}"
-    )
+    header = ("workload", "audit on ev/s", "recorder off ev/s", "on/off", "overhead")
+    print(f"{header[0]:<12} {header[1]:>14} {header[2]:>18} {header[3]:>7} {header[4]:>9}")
     for workload in ("batch_1000", f"batch_{SMALL}"):
         f = figures[workload]
         print(

@@ -59,6 +59,7 @@ class Job:
     seed: int
     start_at: float
     end_at: float
+    batch: int = BATCH  # events per request; smaller batches are cut from the 1,000-event ones
 
 
 @dataclass
@@ -101,6 +102,9 @@ def client_worker(job: Job) -> Tally:
     """One client process: build batches, wait for the common start, POST until the end."""
     rng = random.Random(job.seed)
     batches = [make_batch(rng, string_status=job.mixed and i % 5 == 4) for i in range(10)]
+    if job.batch < BATCH:
+        lines = [line for b in batches for line in b.splitlines(keepends=True)]
+        batches = [b"".join(lines[i : i + job.batch]) for i in range(0, len(lines), job.batch)]
     tally = Tally()
     headers = {**job.headers, "Content-Type": "application/x-ndjson"}
     with httpx.Client(headers=headers, timeout=60.0) as client:
@@ -133,9 +137,12 @@ def run_load(
     *,
     mixed: bool = False,
     worker: Callable[[Job], Tally] = client_worker,
+    batch: int = BATCH,
 ) -> dict[str, Any]:
     start = time.time() + 3.0  # time for the workers to start, build batches and warm up
-    jobs = [Job(url, headers, mixed, n, start, start + seconds) for n, url in enumerate(urls)]
+    jobs = [
+        Job(url, headers, mixed, n, start, start + seconds, batch) for n, url in enumerate(urls)
+    ]
     tallies = list(pool.map(worker, jobs))
     elapsed = max([t.last_done for t in tallies] + [start + seconds]) - start
     totals = {k: sum(getattr(t, k) for t in tallies) for k in COUNTS}

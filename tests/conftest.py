@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -118,3 +120,30 @@ def all_events(client: httpx.Client, group: str) -> list[dict[str, object]]:
         token = page["next_token"]
         if not token:
             return events
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Path]:
+    """A real, small tmpfs (size from ``@pytest.mark.disk_size("6m")``, default 8m): a disk
+    that really fills up. Mounting needs root; tests using it skip otherwise."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
+    marker = request.node.get_closest_marker("disk_size")
+    size = marker.args[0] if marker else "8m"
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount_point)], check=True
+    )
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def fill_disk(mount_point: Path, *, leave_bytes: int = 0) -> Path:
+    """Fill a ``small_disk`` up to ``leave_bytes`` of free space; delete the file to free it."""
+    stat = os.statvfs(mount_point)
+    filler = mount_point / "filler"
+    filler.write_bytes(b"\0" * max(0, stat.f_bavail * stat.f_frsize - leave_bytes))
+    return filler

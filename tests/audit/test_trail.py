@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import subprocess
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -17,6 +14,7 @@ from audit.chain import entry_hash, genesis
 from audit.record import Account, service_event_record
 from audit.segments import list_segments
 from audit.trail import AuditCorrupt, AuditTrail, AuditUnavailable, TrailConfig
+from tests.conftest import fill_disk
 
 ACCOUNT = Account("local", "000000000000")
 
@@ -148,25 +146,12 @@ def test_a_wal_that_breaks_the_chain_stops_the_start(tmp_path: Path) -> None:
         open_trail(root)
 
 
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    mount_point = tmp_path / "disk"
-    mount_point.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount_point)], check=True)
-    try:
-        yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=False)
-
-
-@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root (CI runs as root)")
+@pytest.mark.disk_size("2m")
 def test_full_disk_degrades_then_recovers_without_a_gap(small_disk: Path) -> None:
     root = small_disk / "audit"
     trail = open_trail(root)
     append(trail)
-    filler = small_disk / "filler"
-    stat = os.statvfs(small_disk)
-    filler.write_bytes(b"\0" * (stat.f_bavail * stat.f_frsize))
+    filler = fill_disk(small_disk)
     big = "x" * 20_000
     with pytest.raises(AuditUnavailable, match="audit trail unavailable"):
         for _ in range(200):

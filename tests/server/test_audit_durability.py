@@ -4,17 +4,14 @@ record survives ``kill -9``; a full disk makes the server fail closed, then reco
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_KEY
+from tests.conftest import ADMIN_KEY, fill_disk
 from tests.server.helpers import ServeProcess
 
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -61,27 +58,14 @@ def test_answered_requests_keep_their_records_through_kill_9(tmp_path: Path) -> 
     assert status["chain_head_seq"] >= seqs[-1]
 
 
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    mount_point = tmp_path / "disk"
-    mount_point.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount_point)], check=True)
-    try:
-        yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=False)
-
-
-@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root (CI runs as root)")
+@pytest.mark.disk_size("8m")
 def test_full_disk_fails_closed_then_records_the_outage(small_disk: Path) -> None:
     data_dir = small_disk / "data"
     server = ServeProcess(data_dir, WATCHKEEP_AUDIT_LOOKUP_RATE="0").start()
-    filler = small_disk / "filler"
     try:
         with httpx.Client(base_url=server.url, headers=AUTH, timeout=30) as client:
             assert client.put("/api/v1/logs/groups/before").status_code in (200, 201)
-            stat = os.statvfs(small_disk)
-            filler.write_bytes(b"\0" * (stat.f_bavail * stat.f_frsize))
+            filler = fill_disk(small_disk)
             refused = [
                 client.get("/api/v1/logs/groups", params={"prefix": "x" * 4000}) for _ in range(30)
             ]

@@ -2,40 +2,23 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import orjson
 import pytest
 
-from tests.conftest import ADMIN_KEY
+from tests.conftest import ADMIN_KEY, fill_disk
 from tests.server.helpers import ServeProcess
 
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}", "Content-Type": "application/x-ndjson"}
 
 
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    mount_point = tmp_path / "disk"
-    mount_point.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(mount_point)], check=True)
-    try:
-        yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=False)
-
-
-@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root (CI runs as root)")
+@pytest.mark.disk_size("6m")
 def test_full_disk_answers_503_and_loses_nothing(small_disk: Path) -> None:
-    filler = small_disk / "filler"
     data_dir = small_disk / "data"
     server = ServeProcess(data_dir, WATCHKEEP_FLUSH_INTERVAL_S="3600").start()
-    filler.write_bytes(
-        b"\0" * (os.statvfs(small_disk).f_bavail * os.statvfs(small_disk).f_frsize - (1 << 20))
-    )
+    filler = fill_disk(small_disk, leave_bytes=1 << 20)
     acked: list[int] = []
     refused = None
     with httpx.Client(base_url=server.url, headers=AUTH, timeout=30) as client:
