@@ -34,6 +34,7 @@ from iam.keystore import (
 from iam.matching import RequestContext
 from iam.policy import NamedPolicy, parse_policy
 from iam.secrets import SecretBox
+from iam.usage import KeyUsage
 
 MAX_KEYS_PER_USER: Final = 2
 _NAME_RE = re.compile(r"[\w+=,.@-]{1,64}")
@@ -90,11 +91,13 @@ class Directory:
         self._clock = clock
         self._lock = threading.Lock()
         self._principals: dict[str, Principal] = {}
+        self.usage = KeyUsage(connect)
 
     def ensure_schema(self) -> None:
         with self._connect() as conn:
             for ddl in DIRECTORY_DDL:
                 conn.execute(ddl)
+        self.usage.ensure_schema()
 
     # ---- the request path ----------------------------------------------------------------
 
@@ -255,17 +258,26 @@ class Directory:
             names = dict(conn.execute("SELECT user_id, name FROM iam_users").fetchall())
             keys = list_keys(conn)
         names[ROOT_PRINCIPAL] = "root"
+        uses = self.usage.last_uses()
         listed = []
         for key in keys:
             owner = names.get(key.principal, key.principal)
             if user_name is not None and owner != user_name:
                 continue
+            use = uses.get(key.access_key_id)
             listed.append(
                 {
                     "access_key_id": key.access_key_id,
                     "user_name": owner,
                     "status": key.status,
                     "created_ms": key.created_ms,
+                    "last_used": None
+                    if use is None
+                    else {
+                        "time_ms": use.last_used_ms,
+                        "operation": use.operation,
+                        "source_ip": use.source_ip,
+                    },
                 }
             )
         return listed
@@ -283,6 +295,7 @@ class Directory:
             ).fetchone()
         if row is None:
             raise NotFound(f"no access key {key_id}")
+        self.usage.forget(key_id)
         self._changed()
 
     # ---- groups --------------------------------------------------------------------------

@@ -114,6 +114,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await recovery
         scheduler.shutdown()
         _write_flood_summaries(services)
+        services.directory.usage.flush()
         await asyncio.to_thread(trail.close)
         await asyncio.to_thread(store.close)
 
@@ -126,6 +127,7 @@ async def _recover(app: FastAPI, store: Store, scheduler: Scheduler, settings: S
     scheduler.every(60.0, store.compact, name="compact")
     scheduler.every(settings.retention_interval_s, store.apply_retention, name="retention")
     scheduler.every(5.0, services.trail.maybe_seal, name="audit-seal")
+    scheduler.every(10.0, services.directory.usage.flush, name="key-usage")
     scheduler.every(60.0, lambda: _write_flood_summaries(services), name="audit-floods")
     scheduler.start()
     services.ready = True

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -49,8 +50,27 @@ def keys_list(
     if as_json:
         typer.echo(json.dumps(keys, indent=2))
         return
-    rows = [(k["access_key_id"], k["user_name"], k["status"], k["created_ms"]) for k in keys]
-    print_table(("key id", "user", "status", "created (ms)"), rows)
+    rows = [
+        (
+            k["access_key_id"],
+            k["user_name"],
+            k["status"],
+            _when(k["created_ms"]),
+            _last_used(k["last_used"]),
+        )
+        for k in keys
+    ]
+    print_table(("key id", "user", "status", "created", "last used"), rows)
+
+
+def _when(ms: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(ms / 1000))
+
+
+def _last_used(use: dict[str, Any] | None) -> str:
+    if use is None:
+        return "never"
+    return f"{_when(use['time_ms'])} {use['operation']} from {use['source_ip']}"
 
 
 @keys_app.command("deactivate")

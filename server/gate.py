@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -176,6 +177,9 @@ class Gate:
             raise
         principal = self._services.directory.principal(key)
         call.identity = _identity(principal, self._account.account_id)
+        self._services.directory.usage.note(
+            key.access_key_id, call.event_name, call.source_ip, int(time.time() * 1000)
+        )
         state = scope.setdefault("state", {})
         state["principal"] = principal
         state["audit"] = call

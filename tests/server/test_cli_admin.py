@@ -67,6 +67,8 @@ def test_an_admin_gives_an_agent_a_key_that_may_only_put_into_prod(
     listed = cli(server, "keys", "list", "--user", "agent", "--json")
     (key,) = json.loads(listed.stdout)
     assert key["access_key_id"] == agent_key.split(":")[0] and key["status"] == "Active"
+    assert key["last_used"]["operation"] == "PutLogEvents"
+    assert key["last_used"]["source_ip"] == "127.0.0.1"
     assert agent_key.split(":")[1] not in listed.stdout
 
     users = cli(server, "users", "list")
