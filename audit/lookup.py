@@ -241,7 +241,7 @@ class EventLookup:
         )
         parts, params = [], []
         if files:
-            parts.append(f"SELECT {columns} FROM read_parquet(?)")
+            parts.append(f"SELECT {columns} FROM read_parquet(?, hive_partitioning = false)")
             params.append(files)
         parts.append(f"SELECT {columns} FROM wk_audit_tail")
         where = ["event_time >= ?", "event_time <= ?"]

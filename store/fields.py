@@ -18,8 +18,15 @@ class FieldPromoter:
     """The set of promoted field names of one log group. Not thread-safe: the caller locks."""
 
     def __init__(self, promoted: Iterable[str] = (), *, limit: int = MAX_PROMOTED_COLUMNS) -> None:
-        self.promoted: set[str] = {name for name in promoted if name not in RESERVED_NAMES}
+        self.promoted: set[str] = set()
+        # DuckDB column names are case-insensitive: a field ``MESSAGE`` beside the system
+        # column ``message`` (or ``Host`` beside ``host``) would be renamed or shadowed, so
+        # names are compared case-folded and the later spelling goes to the overflow map.
+        self._taken = {name.casefold() for name in RESERVED_NAMES}
         self.limit = limit
+        for name in promoted:
+            if self._can_promote(name):
+                self._promote(name)
 
     def shape(self, fields: pa.Table) -> tuple[list[tuple[str, pa.ChunkedArray]], pa.Array]:
         """Split a batch's discovered fields into promoted columns and the overflow map."""
@@ -27,7 +34,7 @@ class FieldPromoter:
         overflow: list[tuple[str, pa.ChunkedArray]] = []
         for name, column in zip(fields.column_names, fields.columns, strict=True):
             if name not in self.promoted and self._can_promote(name):
-                self.promoted.add(name)
+                self._promote(name)
             if name in self.promoted:
                 columns.append((name, column))
             else:
@@ -35,7 +42,11 @@ class FieldPromoter:
         return columns, _overflow_map(overflow, fields.num_rows)
 
     def _can_promote(self, name: str) -> bool:
-        return name not in RESERVED_NAMES and len(self.promoted) < self.limit
+        return name.casefold() not in self._taken and len(self.promoted) < self.limit
+
+    def _promote(self, name: str) -> None:
+        self.promoted.add(name)
+        self._taken.add(name.casefold())
 
 
 def _overflow_map(columns: list[tuple[str, pa.ChunkedArray]], num_rows: int) -> pa.Array:

@@ -57,7 +57,12 @@ def build_relation(
     parts: list[str] = []
     for group in _group_files(segments, clashes):
         replace = _replace_clause(group[0].columns, clashes)
-        parts.append(f"SELECT *{replace} FROM read_parquet(?, union_by_name = true)")
+        # The partition folders (date=…/hour=…) are layout, not data: without
+        # hive_partitioning = false DuckDB would add them as columns and overwrite a field
+        # named ``date`` or ``hour`` with the folder's value.
+        parts.append(
+            f"SELECT *{replace} FROM read_parquet(?, union_by_name = true, hive_partitioning = false)"
+        )
         relation.params.append([str(data_dir / s.path) for s in group])
     for index, table in enumerate(memtables):
         name = f"{prefix}_{index}"
