@@ -166,13 +166,6 @@ def number(text: str) -> int:
     return int(text.split()[1])
 
 
-def leaf(obj: dict[str, Any], path: str) -> object:
-    value: Any = obj
-    for key in path.split("."):
-        value = value.get(key) if isinstance(value, dict) else None
-    return value
-
-
 def field_rows(server: RunningServer) -> dict[int, dict[str, object]]:
     columns = ", ".join(quote_identifier(name) for name in SAFE_FIELDS)
     sql = f"SELECT message, {columns} FROM logs"
