@@ -35,6 +35,10 @@ class Operation:
     resources: Callable[[RequestTarget], list[str]] = field(default=lambda _target: [])
     # The body is data (log events, datapoints): the audit record summarizes, never copies it.
     payload_is_data: bool = False
+    # The targets are known only once the handler has looked (log groups named in the body,
+    # or those of a stored query): the handler authorizes them with
+    # ``request.state.authorize``, and the gate refuses to send a success never authorized.
+    resources_in_handler: bool = False
     # Members that must not reach the audit record as sent: "drop" (credentials, such as a
     # new key's secret) or "hide" (replaced by HIDDEN_DUE_TO_SECURITY_REASONS).
     request_sensitive: Mapping[str, str] = field(default_factory=dict)

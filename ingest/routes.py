@@ -16,7 +16,7 @@ from core.timeparse import parse_range_time
 from core.units import format_size
 from ingest.body import decompress
 from ingest.decode import DecodedBatch, decode_events
-from ingest.filter import MAX_LIMIT, FilterRequest, decode_token, filter_sql, page
+from ingest.filter import MAX_LIMIT, filter_request, filter_sql, page
 from store.engine import GroupInfo, Store
 
 router = APIRouter(prefix="/api/v1/logs", tags=["logs"])
@@ -155,6 +155,9 @@ async def filter_log_events(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 1000,
     order: Annotated[str, Query(pattern="^(asc|desc)$")] = "asc",
     next_token: str | None = None,
+    filter_pattern: Annotated[
+        str, Query(description="filter pattern (text, { JSON } or [ space-delimited ])")
+    ] = "",
 ) -> dict[str, Any]:
     """FilterLogEvents: raw events of groups and streams in a time range, paginated."""
     now_ms = int(time.time() * 1000)
@@ -163,11 +166,12 @@ async def filter_log_events(
     if end_ms <= start_ms:
         raise BadRequest("end must be after start", details={"start": start, "end": end})
     descending = order == "desc"
-    query = FilterRequest(
+    query = filter_request(
         streams=tuple(stream or ()),
         limit=limit,
         descending=descending,
-        after=decode_token(next_token, descending) if next_token else None,
+        next_token=next_token,
+        filter_pattern=filter_pattern,
     )
     sql, params = filter_sql(query)
     store = _store(request)

@@ -29,17 +29,20 @@ from iam.directory import Directory
 from iam.matching import RequestContext
 from iam.routes import router as iam_router
 from ingest.routes import router as logs_router
+from query.routes import router as query_router
+from query.service import QueryService
 from server.errors import install_error_handlers
 from server.gate import Gate, Services, check_registry
 from server.responses import JSONBody
 from server.scheduler import Scheduler
 from server.settings import Settings
+from store import saved_queries
 from store.engine import Store
 
 log = logging.getLogger("watchkeep")
 
 
-DEFAULT_ROUTERS = (logs_router, iam_router, audit_router)
+DEFAULT_ROUTERS = (logs_router, query_router, iam_router, audit_router)
 
 
 def create_app(
@@ -88,6 +91,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     store = Store(settings.store_config())
     store.open()
     app.state.store = store
+    with store.cursor() as conn:
+        saved_queries.ensure_schema(conn)
+    app.state.queries = queries = QueryService(store, account_id=settings.account_id)
     box = _secret_box(settings)
     services.keyring = _open_keyring(settings, store, box)
     services.directory = Directory(
@@ -113,6 +119,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         services.ready = False
         await recovery
         scheduler.shutdown()
+        await asyncio.to_thread(queries.close)
         _write_flood_summaries(services)
         services.directory.usage.flush()
         await asyncio.to_thread(trail.close)

@@ -20,6 +20,7 @@ import uvicorn
 from server.cli_audit import audit_app
 from server.cli_http import DEFAULT_SERVER, KeyOption, ServerOption, call, client, fail
 from server.cli_iam import groups_app, keys_app, policies_app, users_app
+from server.cli_query import query
 
 app = typer.Typer(
     name="watchkeep",
@@ -32,6 +33,7 @@ app.add_typer(users_app, name="users")
 app.add_typer(groups_app, name="groups")
 app.add_typer(policies_app, name="policies")
 app.add_typer(audit_app, name="audit")
+app.command("query")(query)
 
 
 @app.command()

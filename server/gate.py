@@ -193,18 +193,24 @@ class Gate:
         )
 
         def authorize(action: str, resources: list[str]) -> None:
-            """Decide one more action a handler needs (e.g. creating a group on first use)."""
+            """Decide an action on targets a handler found: resources named in the body, or
+            one more action it needs (creating a group on first use)."""
             decision = decide(principal.policies, action, resources, ctx, is_root=principal.is_root)
-            if decision.decision != "Allow":
+            first = op.resources_in_handler and action == op.action and not call.resources
+            if first:
+                call.resources = list(resources)
+            if first or decision.decision != "Allow":
                 call.authorization = decision.to_audit()
+            if decision.decision != "Allow":
                 raise AccessDenied(denial_message(principal.arn, action, decision))
 
-        decision = decide(
-            principal.policies, op.action, call.resources, ctx, is_root=principal.is_root
-        )
-        call.authorization = decision.to_audit()
-        if decision.decision != "Allow":
-            raise AccessDenied(denial_message(principal.arn, op.action, decision))
+        if not op.resources_in_handler:
+            decision = decide(
+                principal.policies, op.action, call.resources, ctx, is_root=principal.is_root
+            )
+            call.authorization = decision.to_audit()
+            if decision.decision != "Allow":
+                raise AccessDenied(denial_message(principal.arn, op.action, decision))
         state["operation"] = op
         state["resources"] = call.resources
         state["authorize"] = authorize
@@ -260,6 +266,12 @@ class Gate:
         self, scope: Scope, call: ApiCall, out: HeldResponse, body: BodyCapture
     ) -> None:
         """Write the call's record; on failure turn the held response into a 503."""
+        op = scope.get("state", {}).get("operation")
+        never_authorized = call.authorization.get("decision") == "NotEvaluated"
+        if op is not None and op.resources_in_handler and never_authorized and out.status < 400:
+            # Fail closed: a handler that forgot to authorize its targets must not succeed.
+            log.error("%s answered without authorizing its targets", op.name)
+            out.replace(internal_failure_response(call.request_id))
         call.completed_at = datetime.now(UTC)
         call.http_status = out.status
         if call.error_code is None and out.status >= 400:

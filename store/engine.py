@@ -294,11 +294,20 @@ class Store:
     # ---- reads -----------------------------------------------------------------------------
 
     def query_logs(
-        self, groups: list[str], start_ms: int, end_ms: int, sql: str, params: list[Any]
+        self,
+        groups: list[str],
+        start_ms: int,
+        end_ms: int,
+        sql: str,
+        params: list[Any],
+        *,
+        on_cursor: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
     ) -> pa.Table:
         """Run ``sql``, which reads the relation ``logs``, over the groups' events in range.
 
         The relation already holds only events with ``start_ms <= ts_ms < end_ms``.
+        ``on_cursor`` receives the DuckDB cursor before the query runs, so that a caller in
+        another thread can ``interrupt()`` it (StopQuery, time-outs).
         """
         self._check_ready()
         states = [self._state(name) for name in groups]
@@ -311,6 +320,8 @@ class Store:
         text = f"WITH logs AS (SELECT * FROM ({relation.sql}) WHERE ts_ms >= ? AND ts_ms < ?) {sql}"
         cursor = self._conn().cursor()
         try:
+            if on_cursor is not None:
+                on_cursor(cursor)
             for name, table in relation.tables.items():
                 cursor.register(name, table)
             params = [*relation.params, start_ms, end_ms, *params]

@@ -60,9 +60,8 @@ def build_relation(
         # The partition folders (date=…/hour=…) are layout, not data: without
         # hive_partitioning = false DuckDB would add them as columns and overwrite a field
         # named ``date`` or ``hour`` with the folder's value.
-        parts.append(
-            f"SELECT *{replace} FROM read_parquet(?, union_by_name = true, hive_partitioning = false)"
-        )
+        options = "union_by_name = true, hive_partitioning = false"
+        parts.append(f"SELECT *{replace} FROM read_parquet(?, {options})")
         relation.params.append([str(data_dir / s.path) for s in group])
     for index, table in enumerate(memtables):
         name = f"{prefix}_{index}"

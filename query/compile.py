@@ -1,0 +1,437 @@
+"""``compile_query(query, schema) -> CompiledQuery``: a checked query as DuckDB SQL.
+
+Each command becomes one stage of a CTE chain over the relation ``logs`` (DESIGN.md, Contracts);
+fields live in columns with internal names, and a ``Scope`` maps each field name of the query to
+the SQL that reads it. Records keep a *current order* (newest first by default, spec §6.1), which
+``limit``, ``dedup`` and the final projection apply. Every query value is a bound parameter and
+every identifier is quoted. Expressions compile in ``query.expressions``. No I/O here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from query import nodes as n
+from query.aggregates import compile_aggregate
+from query.check import MAX_LIMIT, check
+from query.compile_options import CompileOptions
+from query.errors import QueryError
+from query.expressions import ExpressionCompiler, Scope
+from query.regex import analyze_regex, glob_to_regex
+from query.schema import base_scope, internal_prefix, ptr
+from query.values import (
+    Kind,
+    Params,
+    Value,
+    quote,
+    sort_key,
+    sort_term,
+    to_bool,
+    to_str,
+)
+
+__all__ = ["CompileOptions", "CompiledQuery", "OutputColumn", "compile_query"]
+
+log = logging.getLogger(__name__)
+
+_DEFAULT_ORDER = ("ts_ms DESC", "seq DESC", "log_group DESC")
+_SCANNED = "SELECT count(*) AS records_scanned, coalesce(sum(message_bytes), 0) AS bytes_scanned"
+
+
+@dataclass(frozen=True, slots=True)
+class OutputColumn:
+    name: str
+    kind: Kind
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledQuery:
+    """SQL for the rows and for the statistics, and what the renderer needs to know."""
+
+    sql: str
+    params: list[Any]
+    columns: tuple[OutputColumn, ...]
+    statistics_sql: str
+    statistics_params: list[Any]
+    scanned_sql: str = ""
+    regexes: tuple[tuple[str, n.Span], ...] = ()
+    warnings: tuple[str, ...] = ()
+    aggregated: bool = False
+    # When True, the rows carry recordsMatched in a last, hidden column (when there are any
+    # rows); then ``scanned_sql`` gives the rest of the statistics.
+    matched_in_rows: bool = False
+
+
+@dataclass(slots=True)
+class _Stage:
+    name: str
+    sql: str
+
+
+@dataclass(slots=True)
+class _Projection:
+    """Which fields the output shows (spec §6.3), gathered while compiling."""
+
+    fields: list[str] = field(default_factory=list)
+    parsed: list[str] = field(default_factory=list)
+    display: n.Display | None = None
+    stats: list[str] = field(default_factory=list)
+    after_stats: list[str] = field(default_factory=list)
+
+
+def compile_query(
+    query: n.Query, schema: Mapping[str, str], options: CompileOptions | None = None
+) -> CompiledQuery:
+    """Compile a parsed query against the ``logs`` schema (column name -> Arrow type)."""
+    check(query)
+    return _Compiler(schema, options or CompileOptions()).run(query)
+
+
+class _Compiler:
+    def __init__(self, schema: Mapping[str, str], options: CompileOptions) -> None:
+        self.options = options
+        self.params = Params()
+        self.prefix = internal_prefix(schema)
+        self.counters: dict[str, int] = {}
+        self.stages: list[_Stage] = []
+        self.source = "logs"
+        self.order: list[str] = list(_DEFAULT_ORDER[:2] if options.groups == 1 else _DEFAULT_ORDER)
+        self.scope = base_scope(schema, self.params, options)
+        self.exprs = ExpressionCompiler(self, compile_aggregate)
+        self.projection = _Projection()
+        self.stats_seen = 0
+        self.matched: str | None = None
+        self.filtered = False
+        self.matched_column: str | None = None
+        self.regexes: list[tuple[str, n.Span]] = []
+        self.warnings: list[str] = []
+
+    # ---- ExpressionCompiler's view of the compiler
+
+    def fresh(self, hint: str) -> str:
+        """A new internal name: ``$s1`` for stages, ``$f1`` for fields, and so on."""
+        self.counters[hint] = self.counters.get(hint, 0) + 1
+        return f"{self.prefix}{hint}{self.counters[hint]}"
+
+    def regex(self, pattern: str, span: n.Span) -> str:
+        self.regexes.append((pattern, span))
+        return self.params.add(pattern)
+
+    def setting(self, name: str) -> int:
+        if name == "range_ms":
+            return self.options.end_ms - self.options.start_ms
+        value: int = getattr(self.options, name)
+        return value
+
+    def warn(self, message: str) -> None:
+        log.warning("query: %s", message)
+        self.warnings.append(message)
+
+    def _out(self, name: str) -> str:
+        """A column of the final SELECT, prefixed so that no schema column can shadow it."""
+        return quote(self.prefix + name)
+
+    # ---- stages
+
+    def _stage(self, sql: str) -> str:
+        name = self.fresh("s")
+        self.stages.append(_Stage(name, sql))
+        self.source = quote(name)
+        return self.source
+
+    def _with(self, stages: list[_Stage], body: str) -> str:
+        if not stages:
+            return body
+        ctes = ",\n".join(f"{quote(s.name)} AS ({s.sql})" for s in stages)
+        return f"WITH {ctes}\n{body}"
+
+    # ---- commands
+
+    def run(self, query: n.Query) -> CompiledQuery:
+        for command in query.commands:
+            self._command(command)
+        if self.matched is None:
+            self.matched = self.source
+        return self._finish()
+
+    def _command(self, command: n.Command) -> None:
+        match command:
+            case n.Fields():
+                self._fields(command)
+            case n.Display():
+                self.projection.display = command
+            case n.Filter():
+                self._filter(command)
+            case n.Stats():
+                self._stats(command)
+            case n.Sort():
+                self._sort(command)
+            case n.Limit():
+                self._limit(command)
+            case n.ParseGlob():
+                self._parse_glob(command)
+            case n.ParseRegex():
+                self._parse_regex(command)
+            case n.Dedup():
+                self._dedup(command)
+            case n.Unsupported():  # pragma: no cover - check() refuses these
+                raise QueryError(f'The command "{command.command}" is not supported.', command.span)
+
+    def _fields(self, command: n.Fields) -> None:
+        columns: list[str] = []
+        defined: dict[str, Value] = {}
+        for item in command.items:
+            # A later item may use an earlier item's alias: it reads the expression itself.
+            value = self.exprs.value(item.expr, extra=defined)
+            column = self.fresh("f")
+            columns.append(f"{value.sql} AS {quote(column)}")
+            defined[item.name] = value
+            self._remember(item.name, Value(quote(column), value.kind, value.nullable))
+            names = self.projection.after_stats if self.stats_seen else self.projection.fields
+            if item.name not in names:
+                names.append(item.name)
+        self._stage(f"SELECT *, {', '.join(columns)} FROM {self.source}")
+
+    def _remember(self, name: str, value: Value) -> None:
+        self.scope.fields[name] = value
+
+    def _filter(self, command: n.Filter) -> None:
+        condition = to_bool(self.exprs.value(command.condition), self.params)
+        self._stage(f"SELECT * FROM {self.source} WHERE {condition}")
+        if not self.stats_seen and self.matched is None:
+            self.filtered = True
+
+    def _sort(self, command: n.Sort) -> None:
+        columns: list[str] = []
+        terms: list[str] = []
+        for key in command.keys:
+            value = self.exprs.value(key.expr)
+            column = quote(self.fresh("o"))
+            columns.append(f"{sort_key(value, self.params)} AS {column}")
+            terms.append(sort_term(column, descending=key.descending))
+        self._stage(f"SELECT *, {', '.join(columns)} FROM {self.source}")
+        # A stable sort: ties keep their previous order (spec §7.5).
+        self.order = terms + self.order
+
+    def _limit(self, command: n.Limit) -> None:
+        self._mark_matched()
+        count = int(command.count)
+        self._stage(f"SELECT * FROM {self.source} ORDER BY {', '.join(self.order)} LIMIT {count}")
+
+    def _mark_matched(self) -> None:
+        if self.matched is None and not self.stats_seen:
+            self.matched = self.source
+
+    def _dedup(self, command: n.Dedup) -> None:
+        self._mark_matched()
+        keys = [self.exprs.value(e).sql for e in command.exprs]
+        number = quote(self.fresh("rn"))
+        window = f"PARTITION BY {', '.join(keys)} ORDER BY {', '.join(self.order)}"
+        numbered = self._stage(
+            f"SELECT *, row_number() OVER ({window}) AS {number} FROM {self.source}"
+        )
+        keep = " OR ".join([f"{number} = 1", *(f"{k} IS NULL" for k in keys)])
+        self._stage(f"SELECT * EXCLUDE ({number}) FROM {numbered} WHERE {keep}")
+
+    def _parse_source(self, source: n.Field | None, span: n.Span) -> str:
+        field_ = source or n.Field("@message", span)
+        return to_str(self.exprs.value(field_))
+
+    def _parse_glob(self, command: n.ParseGlob) -> None:
+        pattern, _ = glob_to_regex(command.pattern.value)
+        source = self._parse_source(command.source, command.span)
+        # A glob of only * matches everything, so an empty capture is really empty.
+        always = all(c == "*" for c in command.pattern.value)
+        groups = [(name, False) for name in command.names]
+        self._extract(source, pattern, command.pattern.span, groups, always_matches=always)
+
+    def _parse_regex(self, command: n.ParseRegex) -> None:
+        info = analyze_regex(command.pattern.pattern, command.pattern.span)
+        source = self._parse_source(command.source, command.span)
+        groups = [(g.name, g.optional) for g in info.groups]
+        self._extract(source, info.pattern, command.pattern.span, groups, always_matches=False)
+
+    def _extract(
+        self,
+        source: str,
+        pattern: str,
+        span: n.Span,
+        groups: Sequence[tuple[str | None, bool]],
+        *,
+        always_matches: bool,
+    ) -> None:
+        """Add the named captures of ``pattern`` as fields, missing where it does not match.
+
+        One ``regexp_extract`` per capture: DuckDB's struct form (all groups at once) is about
+        four times slower, and captures nobody reads are pruned from the plan. DuckDB answers
+        '' both for a failed match and for an empty capture, so an empty capture asks
+        ``regexp_matches``; a group that may sit out the match (optional, or in an
+        alternation) is missing when empty (spec §7.7).
+        """
+        marker = self.regex(pattern, span)
+        extracts: list[str] = []
+        guards: list[str] = []
+        for index, (name, optional) in enumerate(groups):
+            if name is None:
+                continue
+            column = quote(self.fresh("p"))
+            extracts.append(f"regexp_extract({source}, {marker}, {index + 1}) AS {column}")
+            if optional:
+                guards.append(f"nullif({column}, '') AS {column}")
+            elif not always_matches:
+                matched = f"regexp_matches({source}, {marker})"
+                guards.append(
+                    f"CASE WHEN {column} <> '' THEN {column} WHEN {matched} THEN '' END AS {column}"
+                )
+            self._remember(name, Value(column, Kind.STR))
+            if name not in self.projection.parsed:
+                self.projection.parsed.append(name)
+        self._stage(f"SELECT *, {', '.join(extracts)} FROM {self.source}")
+        if guards:
+            self._stage(f"SELECT * REPLACE ({', '.join(guards)}) FROM {self.source}")
+
+    def _stats(self, command: n.Stats) -> None:
+        if not self.stats_seen:
+            self.matched = self.source
+        self.stats_seen += 1
+        second = self.stats_seen == 2
+        selects: list[str] = []
+        outputs: dict[str, Value] = {}
+        keys: list[Value] = []
+        for group in command.groups:
+            value = self.exprs.value(group.expr)
+            column = self.fresh("k")
+            selects.append(f"{value.sql} AS {quote(column)}")
+            key = Value(quote(column), value.kind, value.nullable)
+            outputs[group.name] = key
+            keys.append(key)
+        for item in command.aggregates:
+            value = self.exprs.value(item.expr, aggregates=True)
+            column = self.fresh("a")
+            selects.append(f"{value.sql} AS {quote(column)}")
+            outputs[item.name] = Value(quote(column), value.kind, value.nullable)
+        selects += self._carry_matched(first=not second)
+        group_by = ""
+        if keys:
+            group_by = " GROUP BY " + ", ".join(str(i + 1) for i in range(len(keys)))
+        self._stage(f"SELECT {', '.join(selects)} FROM {self.source}{group_by}")
+        self.scope = Scope(fields=dict(outputs), raw=False)
+        # Stats rows come out in the natural order of their keys (spec §6.1); text keys need a
+        # computed sort key, kept in a hidden column.
+        self.order = []
+        hidden: list[str] = []
+        for key in keys:
+            if key.kind is Kind.STR:
+                column = quote(self.fresh("o"))
+                hidden.append(f"{sort_key(key, self.params)} AS {column}")
+                self.order.append(sort_term(column, descending=False))
+            else:
+                self.order.append(sort_term(key.sql, descending=False))
+        if hidden:
+            self._stage(f"SELECT *, {', '.join(hidden)} FROM {self.source}")
+        self.projection.stats = list(outputs)
+        self.projection.after_stats = []
+
+    def _carry_matched(self, *, first: bool) -> list[str]:
+        """recordsMatched is the number of records entering the first stats: count it there
+        (a window over the groups costs nothing) instead of filtering everything twice."""
+        if first:
+            if not self.filtered:
+                return []
+            self.matched_column = quote(self.fresh("m"))
+            return [f"CAST(sum(count(*)) OVER () AS BIGINT) AS {self.matched_column}"]
+        if self.matched_column is None:
+            return []
+        return [f"max({self.matched_column}) AS {self.matched_column}"]
+
+    # ---- output
+
+    def _output_names(self) -> list[tuple[str, n.Expr | None]]:
+        projection = self.projection
+        if projection.display is not None:
+            return [(item.name, item.expr) for item in projection.display.items]
+        if self.stats_seen:
+            names = projection.stats + [
+                x for x in projection.after_stats if x not in projection.stats
+            ]
+        elif projection.fields:
+            names = projection.fields + [x for x in projection.parsed if x not in projection.fields]
+        else:
+            names = ["@timestamp", "@message"]
+        return [(name, None) for name in names]
+
+    def _finish(self) -> CompiledQuery:
+        selects: list[str] = []
+        columns: list[OutputColumn] = []
+        seen: set[str] = set()
+        for name, expr in self._output_names():
+            if name in seen:
+                continue
+            seen.add(name)
+            value = self.exprs.value(expr) if expr is not None else self.exprs.field(name)
+            selects.append(f"{value.sql} AS {self._out(f'c{len(columns)}')}")
+            columns.append(OutputColumn(name, value.kind))
+        if not self.stats_seen:
+            pointer = self.scope.fields.get("@ptr") or ptr()
+            selects.append(f"{pointer.sql} AS {self._out(f'c{len(columns)}')}")
+            columns.append(OutputColumn("@ptr", Kind.STR))
+        cap = min(MAX_LIMIT, self.options.limit or MAX_LIMIT)
+        # The order is applied twice: by the top-N of the last stage, and again outside, since
+        # SQL does not promise that a subquery's order survives the SELECT around it.
+        inner_keys, outer_order = _order_columns(self.order, self._out)
+        shown = ", ".join(self._out(f"c{i}") for i in range(len(columns)))
+        if self.matched_column is not None:
+            inner_keys.append(f"{self.matched_column} AS {self._out('m')}")
+            shown += f", {self._out('m')}"
+        body = f"SELECT {', '.join(selects + inner_keys)} FROM {self.source}"
+        if outer_order:
+            body += f" ORDER BY {', '.join(outer_order)}"
+        body += f" LIMIT {cap}"
+        text = f"SELECT {shown} FROM (\n{self._with(self.stages, body)}\n)"
+        if outer_order:
+            text += f" ORDER BY {', '.join(outer_order)}"
+        sql, params = self.params.finish(text)
+        stats_sql, stats_params = self.params.finish(self._statistics())
+        return CompiledQuery(
+            scanned_sql=_SCANNED + " FROM logs",
+            matched_in_rows=self.matched_column is not None,
+            sql=sql,
+            params=params,
+            columns=tuple(columns),
+            statistics_sql=stats_sql,
+            statistics_params=stats_params,
+            regexes=tuple(self.regexes),
+            warnings=tuple(self.warnings),
+            aggregated=bool(self.stats_seen),
+        )
+
+    def _statistics(self) -> str:
+        scanned = _SCANNED
+        if not self.filtered:
+            return f"{scanned}, count(*) AS records_matched FROM logs"
+        assert self.matched is not None
+        index = next(i for i, s in enumerate(self.stages) if quote(s.name) == self.matched)
+        matched = self._with(self.stages[: index + 1], f"SELECT count(*) FROM {self.matched}")
+        return f"{scanned}, ({matched}) AS records_matched FROM logs"
+
+
+def _order_columns(order: list[str], out: Callable[[str], str]) -> tuple[list[str], list[str]]:
+    """Sort terms as hidden columns of the last stage, and ORDER BY terms that use them."""
+    columns: list[str] = []
+    terms: list[str] = []
+    for index, term in enumerate(order):
+        expr, direction = _split_term(term)
+        name = out(f"r{index}")
+        columns.append(f"{expr} AS {name}")
+        terms.append(f"{name} {direction}")
+    return columns, terms
+
+
+def _split_term(term: str) -> tuple[str, str]:
+    for suffix in (" ASC NULLS LAST", " DESC NULLS LAST", " ASC", " DESC"):
+        if term.endswith(suffix):
+            return term[: -len(suffix)], suffix.strip()
+    return term, "ASC"
