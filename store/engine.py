@@ -86,6 +86,10 @@ class Store:
         data_dir = self.config.data_dir
         (data_dir / WAL_DIR).mkdir(parents=True, exist_ok=True)
         self._db = duckdb.connect(str(data_dir / CATALOG_FILE))
+        # Defence in depth under the query compiler's bound parameters: no SQL run on this
+        # database (queries, lookups) can open a file outside the data directory.
+        self._db.execute("SET allowed_directories = [?]", [f"{data_dir.resolve()}/"])
+        self._db.execute("SET enable_external_access = false")
         with self._catalog_lock:
             catalog.ensure_schema(self._db)
             groups = catalog.load_groups(self._db)

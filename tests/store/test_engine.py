@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pytest
 
@@ -211,3 +212,23 @@ def test_memtable_limit_applies_backpressure(tmp_path: Path) -> None:
     store.flush(force=True)
     append(store, "g", ["b"])
     store.close()
+
+
+def test_sql_on_the_store_cannot_reach_files_outside_the_data_directory(tmp_path: Path) -> None:
+    store = Store(StoreConfig(data_dir=tmp_path / "data"))
+    store.open()
+    store.recover()
+    try:
+        outside = tmp_path / "secret.csv"
+        outside.write_text("a\n1\n")
+        with store.cursor() as cursor:
+            for sql in (
+                f"SELECT * FROM read_csv('{outside}')",
+                "SELECT * FROM read_text('/etc/passwd')",
+                f"COPY (SELECT 1) TO '{tmp_path / 'out.csv'}'",
+                f"ATTACH '{tmp_path / 'other.duckdb'}'",
+            ):
+                with pytest.raises(duckdb.PermissionException):
+                    cursor.execute(sql)
+    finally:
+        store.close()
