@@ -276,3 +276,37 @@ def test_records_carry_redaction_paths_and_summaries(audit_server: RunningServer
     assert watchkeep["auditLevel"] == "Metadata"
     assert put_record["requestParameters"] is None  # data-plane write: metadata + summary
     assert put_record["eventCategory"] == "Data" and put_record["managementEvent"] is False
+
+
+def test_floods_of_failed_authentication_are_summarized(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    from audit.segments import list_segments
+
+    settings = make_settings(tmp_path / "data", audit_auth_failures_per_minute=3)
+    server = RunningServer(settings).start()
+    try:
+        bad = {"Authorization": "Bearer WKIAAAAAAAAAAAAAAAAA:wks_" + "x" * 40}
+        for _ in range(10):
+            assert httpx.get(f"{server.url}/api/v1/logs/groups", headers=bad).status_code == 401
+        with admin(server) as root:  # successful calls are never limited
+            for _ in range(5):
+                assert root.get("/api/v1/logs/groups").status_code == 200
+    finally:
+        server.stop()  # the shutdown writes the pending summary, then seals the trail
+    rows = [
+        json.loads(row["record_json"])
+        for path in list_segments(settings.audit_dir)
+        for row in pq.read_table(path).to_pylist()
+    ]
+    failures = [r for r in rows if r.get("errorCode") == "UnrecognizedClientException"]
+    assert len(failures) == 3
+    (summary,) = [r for r in rows if r["eventName"] == "AuthFailureSummary"]
+    details = summary["serviceEventDetails"]
+    assert details["suppressedCount"] == 7 and details["recordedCount"] == 3
+    assert details["accessKeyIds"] == ["WKIAAAAAAAAAAAAAAAAA"]
+    assert details["sourceIPAddress"] == "127.0.0.1"
+    assert (
+        len([r for r in rows if r["eventName"] == "DescribeLogGroups" and "errorCode" not in r])
+        == 5
+    )
