@@ -74,7 +74,8 @@ async def lookup_events(
 @operation(GET_TRAIL_STATUS)
 async def trail_status(request: Request) -> dict[str, Any]:
     """GetTrailStatus: the chain head, sealed segments, unsealed records, degraded mode."""
-    trail: AuditTrail = request.app.state.services.trail
+    services = request.app.state.services
+    trail: AuditTrail = services.trail
     segments, unsealed = trail.snapshot()
     seq, head = trail.head()
     return {
@@ -86,6 +87,7 @@ async def trail_status(request: Request) -> dict[str, Any]:
         "sealed_segment_count": len(segments),
         "unsealed_record_count": len(unsealed),
         "audit_degraded": trail.degraded,
+        **services.digester.status(),
     }
 
 

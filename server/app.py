@@ -18,17 +18,21 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter, FastAPI
 
+from audit.digests import Digester
 from audit.floods import AuthFailureLimiter
 from audit.hashing import AuditHasher, random_key_file
 from audit.lookup import EventLookup, RateLimiter
 from audit.record import Account
 from audit.routes import router as audit_router
+from audit.signing import ensure_signing_key, fingerprint
 from audit.trail import AuditTrail, TrailConfig
 from iam import KeyRing, SecretBox, load_master_key
 from iam.directory import Directory
 from iam.matching import RequestContext
 from iam.routes import router as iam_router
+from ingest.metric_routes import router as metric_ingest_router
 from ingest.routes import router as logs_router
+from query.metric_routes import router as metric_query_router
 from query.routes import router as query_router
 from query.service import QueryService
 from server.errors import install_error_handlers
@@ -38,11 +42,19 @@ from server.scheduler import Scheduler
 from server.settings import Settings
 from store import saved_queries
 from store.engine import Store
+from store.metrics import MetricStore, MetricStoreConfig
 
 log = logging.getLogger("watchkeep")
 
 
-DEFAULT_ROUTERS = (logs_router, query_router, iam_router, audit_router)
+DEFAULT_ROUTERS = (
+    logs_router,
+    query_router,
+    metric_ingest_router,
+    metric_query_router,
+    iam_router,
+    audit_router,
+)
 
 
 def create_app(
@@ -74,7 +86,7 @@ def create_app(
     async def healthz() -> JSONBody:
         if not services.ready:
             return JSONBody({"status": "starting"}, status_code=503)
-        return JSONBody({"status": "ok", **app.state.store.stats()})
+        return JSONBody({"status": "ok", **app.state.store.stats(), **app.state.metrics.stats()})
 
     return app
 
@@ -94,6 +106,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     with store.cursor() as conn:
         saved_queries.ensure_schema(conn)
     app.state.queries = queries = QueryService(store, account_id=settings.account_id)
+    metrics = MetricStore(
+        MetricStoreConfig.from_store_config(settings.store_config()), store.cursor
+    )
+    metrics.open()
+    app.state.metrics = metrics
     box = _secret_box(settings)
     services.keyring = _open_keyring(settings, store, box)
     services.directory = Directory(
@@ -103,6 +120,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     _warn_about_root(services)
     app.state.directory = services.directory
     services.trail = trail = _open_trail(settings)
+    services.digester = digester = _open_digester(settings, trail)
     app.state.audit_lookup = EventLookup(
         trail,
         store.cursor,
@@ -112,7 +130,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.audit_rate = RateLimiter(settings.audit_lookup_rate)
     app.state.audit_hasher = AuditHasher.from_file(settings.audit_dir / "state" / "hmac-v1.key")
     scheduler = Scheduler()
-    recovery = asyncio.create_task(_recover(app, store, scheduler, settings))
+    recovery = asyncio.create_task(_recover(app, store, metrics, scheduler, settings))
     try:
         yield
     finally:
@@ -122,18 +140,32 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(queries.close)
         _write_flood_summaries(services)
         services.directory.usage.flush()
+        try:
+            await asyncio.to_thread(digester.write_digest, "shutdown")
+        except Exception:
+            log.exception("could not write the shutdown audit digest")
         await asyncio.to_thread(trail.close)
+        # Before the log store: the metric store uses a cursor of its DuckDB database.
+        await asyncio.to_thread(app.state.metrics.close)
         await asyncio.to_thread(store.close)
 
 
-async def _recover(app: FastAPI, store: Store, scheduler: Scheduler, settings: Settings) -> None:
+async def _recover(
+    app: FastAPI, store: Store, metrics: MetricStore, scheduler: Scheduler, settings: Settings
+) -> None:
     started = time.monotonic()
     services: Services = app.state.services
     await asyncio.to_thread(store.recover)
+    await asyncio.to_thread(metrics.recover)
     scheduler.every(1.0, store.flush, name="flush")
     scheduler.every(60.0, store.compact, name="compact")
     scheduler.every(settings.retention_interval_s, store.apply_retention, name="retention")
+    scheduler.every(1.0, metrics.flush, name="metric-flush")
+    scheduler.every(60.0, metrics.compact, name="metric-compact")
+    scheduler.every(settings.retention_interval_s, metrics.apply_retention, name="metric-retention")
     scheduler.every(5.0, services.trail.maybe_seal, name="audit-seal")
+    # A 5 s tick keeps each digest within 5 s of its interval.
+    scheduler.every(5.0, services.digester.maybe_write_digest, name="audit-digest")
     scheduler.every(10.0, services.directory.usage.flush, name="key-usage")
     scheduler.every(60.0, lambda: _write_flood_summaries(services), name="audit-floods")
     scheduler.start()
@@ -170,6 +202,34 @@ def _open_trail(settings: Settings) -> AuditTrail:
     )
     trail.open()
     return trail
+
+
+def _open_digester(settings: Settings, trail: AuditTrail) -> Digester:
+    """Sign the trail: the key (generated beside the data on first start), a startup digest."""
+    key_file = settings.signing_key_file
+    key, generated = ensure_signing_key(key_file)
+    if generated or key_file.resolve().is_relative_to(settings.data_dir.resolve()):
+        log.warning(
+            "the audit signing key %s (fingerprint %s) is beside the data: move it off the data "
+            "volume (WATCHKEEP_AUDIT_SIGNING_KEY_FILE) and give auditors its public key "
+            "(`watchkeep audit verify --public-key`)",
+            key_file,
+            fingerprint(key.public_key()),
+        )
+    digester = Digester(
+        trail,
+        key,
+        interval_s=settings.audit_digest_interval_s,
+        checkpoint_every=settings.audit_checkpoint_every,
+        anchors=settings.audit_anchors,
+    )
+    if digester.integrity_problems:
+        log.error("audit integrity: %s", "; ".join(digester.integrity_problems))
+        trail.append_service_event(
+            "AuditIntegrityFailure", {"problems": digester.integrity_problems[:20]}
+        )
+    digester.write_digest("startup")
+    return digester
 
 
 def _write_flood_summaries(services: Services) -> None:

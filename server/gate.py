@@ -27,6 +27,7 @@ import orjson
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from audit.digests import Digester
 from audit.floods import AuthFailureLimiter
 from audit.levels import CallFacts, Level, level_for
 from audit.record import Account, ApiCall, Identity, api_call_record, event_source
@@ -67,6 +68,7 @@ class Services:
     keyring: KeyRing
     directory: Directory
     trail: AuditTrail
+    digester: Digester
     level_policy: Sequence[Any]
     auth_failures: AuthFailureLimiter
     ready: bool = False

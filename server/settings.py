@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     audit_lookup_rate: float = Field(default=10.0, ge=0)  # per principal per second; 0: no limit
     # Failed authentications recorded one by one per source IP and minute (0: no limit).
     audit_auth_failures_per_minute: int = Field(default=100, ge=0)
+    # The Ed25519 key that signs audit digests; generated beside the data when not set.
+    audit_signing_key_file: Path | None = None
+    audit_digest_interval_s: float = Field(default=300.0, gt=0)
+    audit_checkpoint_every: int = Field(default=1000, gt=0)
+    # Where every digest is also sent: "file:/other/volume/anchors.jsonl", "stdout", URLs.
+    audit_anchors: list[str] = Field(default_factory=list)
 
     @field_validator("admin_key")
     @classmethod
@@ -75,6 +81,10 @@ class Settings(BaseSettings):
     @property
     def audit_dir(self) -> Path:
         return self.data_dir / "audit" / TRAIL_NAME
+
+    @property
+    def signing_key_file(self) -> Path:
+        return self.audit_signing_key_file or self.data_dir / "audit-signing.key"
 
     @property
     def key_file(self) -> Path:

@@ -37,6 +37,7 @@ __all__ = [
     "dimension_value_problem",
     "metric_name_problem",
     "namespace_problem",
+    "parse_dimensions",
     "parse_dims",
     "truncate_timestamp",
     "value_problem",
@@ -150,13 +151,50 @@ def value_problem(value: object) -> str | None:
     return None
 
 
+def parse_dimensions(raw: object) -> dict[str, str]:
+    """A dimension set as the native API sends it, checked (spec §1.1); ValueError says why.
+
+    Accepts an object (``{"Host": "a"}``), a list of ``{"name", "value"}`` objects (where a
+    repeated name can be seen and is refused) or None (no dimensions).
+    """
+    if raw is None:
+        return {}
+    if isinstance(raw, dict):
+        pairs = list(raw.items())
+    elif isinstance(raw, list) and all(
+        isinstance(p, dict) and p.keys() == {"name", "value"} for p in raw
+    ):
+        pairs = [(p["name"], p["value"]) for p in raw]
+    else:
+        raise ValueError(
+            'dimensions must be an object such as {"Host": "a"} '
+            'or a list such as [{"name": "Host", "value": "a"}]'
+        )
+    if len(pairs) > MAX_DIMENSIONS:
+        raise ValueError(
+            f"dimensions: {len(pairs)} dimensions; a metric has at most {MAX_DIMENSIONS}"
+        )
+    dimensions: dict[str, str] = {}
+    for name, value in pairs:
+        if problem := dimension_name_problem(name):
+            raise ValueError(f"dimensions: {problem}")
+        if problem := dimension_value_problem(value):
+            raise ValueError(f"dimensions.{name}: {problem}")
+        if name in dimensions:
+            raise ValueError(f"dimensions: the name {name!r} appears more than once")
+        dimensions[name] = value
+    return dimensions
+
+
 def canonical_dims(dimensions: Mapping[str, str]) -> str:
     """The identity string of a dimension set (see the module docstring)."""
     return ",".join(f"{_escape(name)}={_escape(dimensions[name])}" for name in sorted(dimensions))
 
 
 def _escape(text: str) -> str:
-    return _ESCAPE.sub(r"\\\1", text)
+    if "\\" in text or "," in text or "=" in text:
+        return _ESCAPE.sub(r"\\\1", text)
+    return text
 
 
 def parse_dims(dims: str) -> dict[str, str]:

@@ -1,0 +1,206 @@
+"""``watchkeep audit verify|keygen|export``: integrity of the audit trail, from files alone.
+
+These verbs never talk to the server (except ``verify --server``, which asks it for its live
+head): they read the data directory, or a copy of it, so they work while the server is stopped.
+``register(audit_app)`` adds them to the ``audit`` sub-app.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from audit.signing import (
+    SigningKeyError,
+    fingerprint,
+    generate_key,
+    load_public_key,
+    public_key_pem,
+)
+from audit.trail import TRAIL_NAME
+from audit.verify import LiveHead, verify
+from audit.verify_report import EXIT_CONFIG, VerifyConfigError
+from core.errors import BadRequest
+from core.timeparse import parse_range_time
+from server.cli_http import KeyOption, call, client, fail
+
+DataDirOption = Annotated[
+    Path,
+    typer.Option("--data-dir", envvar="WATCHKEEP_DATA_DIR", help="The server's data directory."),
+]
+DEFAULT_DATA_DIR = Path("watchkeep-data")
+
+
+def verify_command(
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    trail: Annotated[str, typer.Option(help="Trail name.")] = TRAIL_NAME,
+    public_key: Annotated[
+        list[Path] | None,
+        typer.Option("--public-key", help="Trusted public key (PEM/DER, or the key file). Repeat."),
+    ] = None,
+    trust_local_keys: Annotated[
+        bool, typer.Option(help="Also trust keys found under the data directory's audit/keys/.")
+    ] = False,
+    anchor: Annotated[
+        list[str] | None, typer.Option("--anchor", help="Anchor JSONL file (file:/path). Repeat.")
+    ] = None,
+    start_time: Annotated[
+        str | None, typer.Option(help="Start: RFC 3339, epoch s or -2h (default: all).")
+    ] = None,
+    end_time: Annotated[str | None, typer.Option(help="End (default: now).")] = None,
+    grace: Annotated[
+        float | None,
+        typer.Option(help="Seconds of slack for freshness (default: max(60, 10% of --interval))."),
+    ] = None,
+    interval: Annotated[
+        float, typer.Option(help="The server's audit digest interval in seconds.")
+    ] = 300.0,
+    expect_running: Annotated[
+        bool, typer.Option(help="The server should be running: a shutdown digest is no excuse.")
+    ] = False,
+    follow_rotations: Annotated[
+        bool, typer.Option(help="Accept a new key named by a valid rotation digest.")
+    ] = True,
+    server: Annotated[
+        str | None, typer.Option(help="Compare with this running server's live head.")
+    ] = None,
+    key: KeyOption = None,
+    output: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
+    verbose: Annotated[bool, typer.Option(help="Also list what is valid.")] = False,
+) -> None:
+    """Check digests, signatures, segments and every record; exit 0 valid, 1 invalid."""
+    if output not in ("text", "json"):
+        raise typer.BadParameter("use text or json", param_hint="--format")
+    root = data_dir / "audit" / trail
+    keys: list[Ed25519PublicKey] = []
+    try:
+        keys = [load_public_key(path) for path in public_key or []]
+    except SigningKeyError as exc:
+        _config_error(str(exc))
+    if trust_local_keys:
+        typer.echo(
+            "warning: trusting keys found in the data directory; anyone who can write it "
+            "can plant one. Pin keys with --public-key instead.",
+            err=True,
+        )
+        for path in sorted((root / "keys").glob("*.json")):
+            try:
+                keys.append(load_public_key(path))
+            except SigningKeyError as exc:
+                typer.echo(f"warning: skipping {path}: {exc}", err=True)
+    live = _live_head(server, key) if server else None
+    try:
+        report = verify(
+            root,
+            public_keys=keys,
+            start=_time(start_time, "--start-time"),
+            end=_time(end_time, "--end-time"),
+            grace_s=grace,
+            interval_s=interval,
+            expect_running=expect_running,
+            anchors=[Path(a.removeprefix("file:")) for a in anchor or []],
+            follow_rotations=follow_rotations,
+            live_head=live,
+        )
+    except VerifyConfigError as exc:
+        _config_error(str(exc))
+    if output == "json":
+        typer.echo(report.render_json())
+    else:
+        typer.echo(report.render_text(verbose=verbose))
+    raise typer.Exit(report.exit_status)
+
+
+def keygen_command(
+    out: Annotated[Path, typer.Option("--out", help="Private key file to create (mode 0600).")],
+) -> None:
+    """Create an Ed25519 signing key; print the public key and fingerprint to pin."""
+    try:
+        key = generate_key(out)
+    except SigningKeyError as exc:
+        fail(str(exc))
+    public = key.public_key()
+    typer.echo(public_key_pem(public), nl=False)
+    typer.echo(f"fingerprint: {fingerprint(public)}")
+    typer.echo(
+        f"Private key written to {out}. Keep it off the data volume and give auditors the "
+        "public key above out of band.",
+        err=True,
+    )
+
+
+def export_command(
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    to: Annotated[Path, typer.Option("--to", help="Directory to copy into.")] = Path("."),
+    trail: Annotated[str, typer.Option(help="Trail name.")] = TRAIL_NAME,
+) -> None:
+    """Copy sealed segments, digests and signatures, ready for `audit verify --data-dir`."""
+    source = data_dir / "audit" / trail
+    if not (source / "segments").is_dir() and not (source / "digests").is_dir():
+        fail(f"no audit trail under {source}; pass the server's --data-dir")
+    target = to / "audit" / trail
+    counts = {"segments": 0, "digests": 0}
+    for sub, patterns in (
+        ("segments", ("*.parquet",)),
+        ("digests", ("*.json", "*.json.sig")),
+        ("keys", ("*.json",)),
+    ):
+        for pattern in patterns:
+            for path in sorted((source / sub).rglob(pattern)):
+                if path.name.startswith("."):
+                    continue  # a file being written
+                destination = target / path.relative_to(source)
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, destination)
+                if sub in counts and not path.name.endswith(".sig"):
+                    counts[sub] += 1
+    state = source / "state" / "trail.json"
+    if state.exists():
+        (target / "state").mkdir(parents=True, exist_ok=True)
+        shutil.copy2(state, target / "state" / "trail.json")
+    typer.echo(
+        f"copied {counts['segments']} segments and {counts['digests']} digests to {to}; "
+        f"check them with `watchkeep audit verify --data-dir {to} --public-key FILE`"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``verify``, ``keygen`` and ``export`` to the ``audit`` sub-app."""
+    app.command("verify")(verify_command)
+    app.command("keygen")(keygen_command)
+    app.command("export")(export_command)
+
+
+def _time(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        millis = parse_range_time(value, now_ms=int(time.time() * 1000))
+    except BadRequest as exc:
+        raise typer.BadParameter(exc.message, param_hint=option) from None
+    return datetime.fromtimestamp(millis / 1000, UTC)
+
+
+def _live_head(server: str, key: str | None) -> Callable[[], LiveHead]:
+    def fetch() -> LiveHead:
+        status = call(client(server, key), "GET", "/api/v1/audit/status")
+        if "latest_digest_seq" not in status:
+            fail(f"the server at {server} does not report latest_digest_seq; upgrade it")
+        return LiveHead(int(status["chain_head_seq"]), status["latest_digest_seq"], server)
+
+    return fetch
+
+
+def _config_error(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(EXIT_CONFIG)
+
+
+__all__ = ["export_command", "keygen_command", "register", "verify_command"]

@@ -1,0 +1,469 @@
+"""The metric store: durable appends to the metric table, reads, flush, compaction, retention.
+
+Same contract as the log store (DESIGN.md, Storage contract). ``put`` serialises rows of
+``store.metric_model.METRIC_SCHEMA`` to Arrow IPC and hands them to a group-commit thread of
+its own, whose WAL lives under ``<data>/metrics/wal/`` (apart from the log WAL); once the record
+is fsync'd the rows join the memtable and the future resolves, so an acknowledged datum is in
+the WAL and visible to the next read. ``flush`` writes the memtable as zstd Parquet segments,
+one directory per UTC day (``store.metric_lake``), and records them in the catalog together with
+the *flushed watermark*: every WAL batch carries a sequence number, and replay skips the batches
+at or below the watermark, so a crash at any point of a flush neither loses nor duplicates rows.
+
+The catalog tables (``store.metric_catalog``) live in the log store's DuckDB database: DuckDB
+allows one process per file, so the store takes a connection factory (the log ``Store.cursor``).
+
+Retention keeps raw rows for ``raw_retention_days`` (15 by default, the first tier of spec §1.8)
+and then drops whole day partitions. Roll-ups into 5-minute and hourly buckets are a later slice:
+until then, data older than the raw horizon is gone, not coarsened.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from core.errors import StorageFull, Unavailable
+from store import metric_catalog as catalog
+from store.commit import CommitLog, PendingAppend
+from store.idempotency import IdempotencyKeys
+from store.ipc import from_ipc, to_ipc
+from store.layout import WAL_DIR, wal_generation
+from store.metric_config import MetricStoreConfig
+from store.metric_lake import DAY_MS, MetricLake, day_floor_ms, remove_orphans
+from store.metric_memtable import MetricBatch, MetricMemtable
+from store.metric_model import METRIC_SCHEMA
+from store.metric_sql import MEMTABLE, ListedMetric, list_metrics_sql, read_sql
+from store.recovery import replay_wal
+
+__all__ = ["METRICS_DIR", "ListedMetric", "MetricStore", "MetricStoreConfig"]
+
+log = logging.getLogger(__name__)
+
+METRICS_DIR = "metrics"  # <data>/metrics/wal/ holds the metric WAL
+RECENTLY_ACTIVE_MS = 3 * 3_600_000  # ListMetrics RecentlyActive=PT3H (spec §2.7)
+Connect = Callable[[], duckdb.DuckDBPyConnection]
+
+
+class MetricStore:
+    """The metric table of one data directory.
+
+    Lifecycle: ``open()`` (catalog tables, orphan clean-up), ``recover()`` (WAL replay; reads
+    and writes are refused until it is done), then ``put``/``query``/``list_metrics``; the
+    scheduler calls ``flush``, ``compact`` and ``apply_retention``; ``close()`` flushes.
+    ``connect`` returns a new DuckDB cursor on the data directory's catalog database.
+    """
+
+    def __init__(
+        self, config: MetricStoreConfig, connect: Connect, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.config = config
+        self._connect = connect
+        self._clock = clock
+        self.ready = False
+        self._catalog: duckdb.DuckDBPyConnection | None = None
+        self._catalog_lock = threading.Lock()
+        self._view_lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._memtable = MetricMemtable()
+        self._lake: MetricLake | None = None
+        self._commit: CommitLog | None = None
+        self._idempotency = IdempotencyKeys()
+        self._flushed_seq = 0
+        self._next_seq = 1
+        self._flush_requested = False
+
+    @property
+    def root(self) -> Path:
+        """The directory of the metric WAL (``<root>/wal``)."""
+        return self.config.data_dir / METRICS_DIR
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Open the catalog tables and clean up after a crash; ``recover`` makes it writable."""
+        (self.root / WAL_DIR).mkdir(parents=True, exist_ok=True)
+        self._catalog = self._connect()
+        with self._catalog_lock:
+            catalog.ensure_schema(self._catalog)
+            segments = catalog.load_segments(self._catalog)
+            self._flushed_seq = catalog.flushed_seq(self._catalog)
+            since = self._now_ms() - self.config.idempotency_window_ms
+            for key, response, seen_ms in catalog.load_idempotency_keys(self._catalog, since):
+                self._idempotency.remember(key, response, seen_ms)
+        remove_orphans(self.config.data_dir, {s.path for s in segments})
+        self._lake = MetricLake(self.config.data_dir, segments, fsync=self.config.fsync)
+        self._next_seq = self._flushed_seq + 1
+
+    def recover(self) -> None:
+        """Replay the metric WAL into the memtable, then accept reads and writes."""
+        wal_files = sorted((self.root / WAL_DIR).glob("*.wal"), key=wal_generation)
+        replayed = replay_wal(wal_files, self._replay_record)
+        if replayed:
+            log.info("replayed %d metric WAL records from %d files", replayed, len(wal_files))
+        self._commit = CommitLog(
+            self.root,
+            first_generation=max((wal_generation(p) for p in wal_files), default=0) + 1,
+            closed_files=wal_files,
+            on_durable=self._apply_durable,
+            fsync=self.config.fsync,
+        )
+        self.ready = True
+
+    def close(self) -> None:
+        """Stop taking writes, flush everything to Parquet and release the catalog cursor."""
+        self.ready = False
+        try:
+            if self._commit is not None:
+                self._commit.close()
+                self.flush(force=True)
+        finally:
+            self._commit = None
+            if self._catalog is not None:
+                self._catalog.close()
+                self._catalog = None
+
+    # ---- writes ----------------------------------------------------------------------------
+
+    def put(
+        self,
+        rows: pa.Table,
+        response: dict[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> Future[dict[str, Any]]:
+        """Append rows of the metric table durably; the future gives ``response`` once acked.
+
+        ``response`` defaults to ``{"accepted": <rows>}``. A batch sent again with the same
+        ``idempotency_key`` within the window is acknowledged again (``"duplicate": true``) and
+        not stored twice.
+        """
+        self._check_accepting()
+        table = rows if rows.schema.equals(METRIC_SCHEMA) else _conform(rows)
+        answer = response if response is not None else {"accepted": table.num_rows}
+        if idempotency_key is not None:
+            replay = self._idempotency.claim(idempotency_key)
+            if replay is not None:
+                return replay
+        try:
+            future = self._submit(table, answer, idempotency_key)
+        except BaseException as exc:
+            if idempotency_key is not None:
+                self._idempotency.release(idempotency_key, exc)
+            raise
+        if idempotency_key is not None:
+            future.add_done_callback(lambda f: self._idempotency.settle(idempotency_key, f))
+        return future
+
+    def _submit(
+        self, table: pa.Table, response: dict[str, Any], idempotency_key: str | None
+    ) -> Future[dict[str, Any]]:
+        idem = [idempotency_key, orjson.dumps(response).decode()] if idempotency_key else None
+
+        def prepare() -> dict[str, Any]:
+            seq, self._next_seq = self._next_seq, self._next_seq + 1
+            return {
+                "kind": "metrics",
+                "seq": seq,
+                "count": table.num_rows,
+                "ingest_ms": self._now_ms(),
+                "idempotency": idem,
+            }
+
+        pending = PendingAppend(prepare=prepare, payload=to_ipc(table), context=(table, response))
+        return self._commit_().submit(pending)
+
+    def _apply_durable(self, batch: list[PendingAppend]) -> list[dict[str, Any]]:
+        """Runs on the commit thread, in WAL order, right after the fsync."""
+        for pending in batch:
+            assert pending.header is not None
+            self._add_to_memtable(pending.header, pending.context[0])
+        return [pending.context[1] for pending in batch]
+
+    def _replay_record(self, header: dict[str, Any], payload: memoryview) -> bool:
+        if header.get("kind") != "metrics" or header["seq"] <= self._flushed_seq:
+            return False
+        self._next_seq = max(self._next_seq, header["seq"] + 1)
+        self._add_to_memtable(header, from_ipc(payload))
+        return True
+
+    def _add_to_memtable(self, header: dict[str, Any], table: pa.Table) -> None:
+        idem = header.get("idempotency")
+        entry = (idem[0], idem[1], header["ingest_ms"]) if idem else None
+        if entry is not None:
+            self._idempotency.remember(*entry)
+        batch = MetricBatch(table, header["seq"], header["ingest_ms"], self._clock(), entry)
+        self._memtable.append(batch)
+
+    # ---- reads -----------------------------------------------------------------------------
+
+    def query(
+        self,
+        start_ms: int,
+        end_ms: int,
+        sql: str,
+        params: Sequence[Any],
+        *,
+        on_cursor: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
+    ) -> pa.Table:
+        """Run ``sql``, which reads the relation ``metrics``, over the rows in range.
+
+        The relation holds only rows with ``start_ms <= ts_ms < end_ms``, from the segments
+        that overlap the range and the memtable. ``sql`` may begin with its own ``WITH``.
+        ``on_cursor`` receives the cursor first, so another thread can ``interrupt()`` it.
+        """
+        self._check_ready()
+        with self._view_lock:
+            segments = self._lake_().select(start_ms, end_ms)
+            memory = [b.table for b in self._memtable.snapshot()]
+        text, arguments = read_sql(
+            sql,
+            params,
+            segment_paths=[str(self.config.data_dir / s.path) for s in segments],
+            memory=bool(memory),
+            start_ms=start_ms,
+            end_ms=end_ms,
+        )
+        mem = pa.concat_tables(memory) if memory else METRIC_SCHEMA.empty_table()
+        cursor = self._connect()
+        try:
+            if on_cursor is not None:
+                on_cursor(cursor)
+            cursor.register(MEMTABLE, mem)
+            return cursor.sql(text, params=arguments).to_arrow_table()
+        finally:
+            cursor.close()
+
+    def list_metrics(
+        self,
+        *,
+        namespace: str | None = None,
+        metric_name: str | None = None,
+        dimensions: Sequence[tuple[str, str | None]] = (),
+        recently_active: bool = False,
+        after: tuple[str, str, str] | None = None,
+        limit: int = 500,
+    ) -> list[ListedMetric]:
+        """ListMetrics (spec §2.7): metrics in (namespace, name, dims) order after ``after``.
+
+        ``dimensions`` are (name, value or None) filters: a metric matches when it has every
+        named dimension, with that value where one is given. ``recently_active`` keeps the
+        metrics that received data in the last three hours (by ingestion time).
+        """
+        self._check_ready()
+        since_ms = self._now_ms() - RECENTLY_ACTIVE_MS if recently_active else None
+        memory = [
+            b.table
+            for b in self._memtable.snapshot()
+            if since_ms is None or b.ingest_ms >= since_ms
+        ]
+        sql, params = list_metrics_sql(
+            namespace=namespace,
+            metric_name=metric_name,
+            dimensions=dimensions,
+            since_ms=since_ms,
+            after=after,
+            limit=limit,
+        )
+        cursor = self._connect()
+        try:
+            mem = pa.concat_tables(memory) if memory else METRIC_SCHEMA.empty_table()
+            cursor.register(MEMTABLE, mem)
+            rows = cursor.execute(sql, params).fetchall()
+        finally:
+            cursor.close()
+        return [ListedMetric(*row) for row in rows]
+
+    # ---- maintenance -----------------------------------------------------------------------
+
+    def flush(self, *, force: bool = False) -> int:
+        """Move the memtable to Parquet if it is due (or ``force``); return the rows flushed."""
+        if not force and not self._flush_due():
+            return 0
+        with self._flush_lock:
+            self._flush_requested = False
+            closed = self._commit.rotate() if self._commit is not None else []
+            batches = self._memtable.snapshot()
+            if batches:
+                try:
+                    self._flush_batches(batches)
+                except OSError as exc:
+                    log.error("flushing the metric memtable failed: %s", exc)
+                    raise StorageFull(
+                        f"could not write metric Parquet segments ({exc.strerror}); "
+                        "the datapoints stay in the WAL",
+                        retry_after_s=5,
+                    ) from exc
+            if self._commit is not None:
+                self._commit.forget(closed)
+            else:
+                for path in closed:
+                    path.unlink(missing_ok=True)
+            return sum(b.table.num_rows for b in batches)
+
+    def _flush_batches(self, batches: list[MetricBatch]) -> None:
+        lake = self._lake_()
+        segments = lake.write([b.table for b in batches])
+        last_seq = batches[-1].seq
+        index_rows = pa.concat_tables(
+            b.table.append_column(
+                "ingest_ms", pa.repeat(pa.scalar(b.ingest_ms, pa.int64()), b.table.num_rows)
+            )
+            for b in batches
+        )
+        keys = [b.idempotency for b in batches if b.idempotency is not None]
+        try:
+            with self._catalog_lock:
+                conn = self._catalog_()
+                conn.begin()
+                catalog.insert_segments(conn, segments)
+                catalog.set_flushed_seq(conn, last_seq)
+                catalog.upsert_index(conn, index_rows)
+                catalog.save_idempotency_keys(conn, keys)
+                conn.commit()
+        except BaseException:
+            self._rollback()
+            lake.delete_files(segments)
+            raise
+        self._flushed_seq = max(self._flushed_seq, last_seq)
+        with self._view_lock:
+            lake.publish(segments)
+            self._memtable.drop_prefix(len(batches))
+
+    def compact(self) -> int:
+        """Merge the small segments of busy days; return how many segments were merged."""
+        lake = self._lake_()
+        merged = 0
+        with self._flush_lock:
+            for old in lake.compaction_candidates(
+                self.config.compact_min_segments, self.config.compact_small_rows
+            ):
+                tables = [
+                    pq.read_table(self.config.data_dir / s.path, partitioning=None) for s in old
+                ]
+                new = lake.write(tables)
+                try:
+                    with self._catalog_lock:
+                        conn = self._catalog_()
+                        conn.begin()
+                        catalog.delete_segments(conn, [s.path for s in old])
+                        catalog.insert_segments(conn, new)
+                        conn.commit()
+                except BaseException:
+                    self._rollback()
+                    lake.delete_files(new)
+                    raise
+                with self._view_lock:
+                    lake.publish(new, removed=old)
+                merged += len(old)
+        lake.purge_doomed(self.config.file_grace_s)
+        return merged
+
+    def apply_retention(self, *, dry_run: bool = False) -> list[int]:
+        """Drop whole days of raw rows older than the raw horizon; return their ``day_ms``.
+
+        A day goes once every datapoint it can hold is older than ``raw_retention_days``.
+        The metric index forgets metrics with no datapoint left.
+        """
+        lake = self._lake_()
+        horizon_ms = self._now_ms() - self.config.raw_retention_days * DAY_MS
+        with self._flush_lock:
+            days = lake.days()
+            expired = sorted(day for day in days if day + DAY_MS <= horizon_ms)
+            if dry_run:
+                return expired
+            doomed = [s for day in expired for s in days[day]]
+            with self._catalog_lock:
+                conn = self._catalog_()
+                conn.begin()
+                try:
+                    catalog.delete_segments(conn, [s.path for s in doomed])
+                    catalog.prune_index(conn, day_floor_ms(horizon_ms))
+                    catalog.prune_idempotency_keys(
+                        conn, self._now_ms() - self.config.idempotency_window_ms
+                    )
+                    conn.commit()
+                except BaseException:
+                    self._rollback()
+                    raise
+            with self._view_lock:
+                lake.publish((), removed=doomed)
+        self._idempotency.prune(self._now_ms() - self.config.idempotency_window_ms)
+        return expired
+
+    def stats(self) -> dict[str, Any]:
+        commit = self._commit
+        return {
+            "metric_memtable_bytes": self._memtable.size_bytes,
+            "metric_wal_bytes": commit.size_bytes if commit else 0,
+            "metric_segments": len(self._lake.all_segments()) if self._lake else 0,
+        }
+
+    # ---- helpers ---------------------------------------------------------------------------
+
+    def _flush_due(self) -> bool:
+        if self._flush_requested or self._memtable.size_bytes >= self.config.flush_bytes:
+            return True
+        oldest = self._memtable.oldest_s()
+        return oldest is not None and self._clock() - oldest >= self.config.flush_interval_s
+
+    def _check_ready(self) -> None:
+        if not self.ready:
+            raise Unavailable("the metric store is starting (replaying its WAL); retry soon")
+
+    def _check_accepting(self) -> None:
+        self._check_ready()
+        memtable_bytes, wal_bytes = self._memtable.size_bytes, self._commit_().size_bytes
+        if memtable_bytes >= self.config.max_memtable_bytes:
+            self._flush_requested = True  # the next scheduler tick flushes at once
+            raise StorageFull(
+                f"metric ingest is paused: {memtable_bytes >> 20} MiB of datapoints are waiting "
+                "to be written to Parquet; retry after a moment",
+                retry_after_s=2,
+            )
+        if wal_bytes >= self.config.max_wal_bytes:
+            self._flush_requested = True
+            raise StorageFull(
+                f"metric ingest is paused: the metric write-ahead log holds {wal_bytes >> 20} "
+                "MiB not yet in Parquet; retry after a moment",
+                retry_after_s=2,
+            )
+
+    def _rollback(self) -> None:
+        try:
+            self._catalog_().rollback()
+        except duckdb.Error:
+            pass  # nothing was open
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    def _catalog_(self) -> duckdb.DuckDBPyConnection:
+        assert self._catalog is not None, "MetricStore.open() first"
+        return self._catalog
+
+    def _lake_(self) -> MetricLake:
+        assert self._lake is not None, "MetricStore.open() first"
+        return self._lake
+
+    def _commit_(self) -> CommitLog:
+        if self._commit is None:
+            raise Unavailable("the metric store is not open")
+        return self._commit
+
+
+def _conform(rows: pa.Table) -> pa.Table:
+    """Rows in the metric table's column order and types (a ValueError names what is off)."""
+    missing = [name for name in METRIC_SCHEMA.names if name not in rows.column_names]
+    if missing:
+        raise ValueError(f"metric rows lack the columns {', '.join(missing)}")
+    return rows.select(METRIC_SCHEMA.names).cast(METRIC_SCHEMA)
