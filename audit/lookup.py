@@ -59,11 +59,17 @@ class LookupRequest:
     max_results: int = MAX_RESULTS
     next_token: str | None = None
     event_category: str | None = None
+    # The times as the caller wrote them ("-1h", "now"): the token is bound to these, since a
+    # relative time resolves a little later on every page.
+    start_text: str | None = None
+    end_text: str | None = None
 
     def fingerprint(self) -> str:
         """First 16 hex of the SHA-256 of the request minus its token (the token's ``q``)."""
+        start = self.start_text if self.start_text is not None else self.start_s
+        end = self.end_text if self.end_text is not None else self.end_s
         canonical = orjson.dumps(
-            [self.key, self.value, self.start_s, self.end_s, self.max_results, self.event_category]
+            [self.key, self.value, start, end, self.max_results, self.event_category]
         )
         return hashlib.sha256(canonical).hexdigest()[:16]
 

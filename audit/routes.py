@@ -64,6 +64,8 @@ async def lookup_events(
         max_results=max_results,
         next_token=next_token,
         event_category=event_category,
+        start_text=start,
+        end_text=end,
     )
     events: EventLookup = request.app.state.audit_lookup
     page = await asyncio.to_thread(events.lookup, lookup, now_s=now_ms // 1000)

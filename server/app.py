@@ -36,13 +36,15 @@ from query.metric_routes import router as metric_query_router
 from query.routes import router as query_router
 from query.service import QueryService
 from server.errors import install_error_handlers
-from server.gate import Gate, Services, check_registry
+from server.gate import EXEMPT_PATHS, Gate, Services, check_registry
 from server.responses import JSONBody
 from server.scheduler import Scheduler
 from server.settings import Settings
 from store import saved_queries
 from store.engine import Store
 from store.metrics import MetricStore, MetricStoreConfig
+from web.routes import is_console_path
+from web.routes import router as web_router
 
 log = logging.getLogger("watchkeep")
 
@@ -54,6 +56,7 @@ DEFAULT_ROUTERS = (
     metric_query_router,
     iam_router,
     audit_router,
+    web_router,
 )
 
 
@@ -80,6 +83,8 @@ def create_app(
         services=services,
         account=_account(settings),
         trusted_proxies=settings.trusted_proxies,
+        # The console's page and static files are not API calls (spec audit §2.7).
+        is_exempt=lambda path: path in EXEMPT_PATHS or is_console_path(path),
     )
 
     @app.get("/healthz", include_in_schema=False)

@@ -212,3 +212,22 @@ def test_lookup_is_throttled_per_principal(tmp_path: Path) -> None:
         server.stop()
     codes = [json.loads(e["cloudtrail_event"]).get("errorCode") for e in found.json()["events"]]
     assert codes.count("ThrottlingException") == len(throttled)
+
+
+def test_tokens_survive_relative_times_that_resolve_later(root: httpx.Client) -> None:
+    for n in range(6):
+        root.put(f"/api/v1/logs/groups/r{n}").raise_for_status()
+    params = {
+        "start": "-1h",
+        "end": "now",
+        "lookup_key": "EventName",
+        "lookup_value": "CreateLogGroup",
+    }
+    first = lookup(root, max_results=3, **params)
+    time.sleep(1.1)  # "now" and "-1h" now resolve a second later
+    second = lookup(root, max_results=3, next_token=first["next_token"], **params)
+    names = [
+        json.loads(e["cloudtrail_event"])["requestParameters"]["name"]
+        for e in first["events"] + second["events"]
+    ]
+    assert names == [f"r{n}" for n in range(5, -1, -1)]

@@ -1,0 +1,167 @@
+"""Fixtures for the console: a real server with the web router, seeded through the real ingest
+API, and (for the browser tests) Debian's headless Chromium driven by Playwright."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import ADMIN_KEY, RunningServer, make_settings
+
+CHROMIUM = Path("/usr/bin/chromium")
+# The flags known to work for Debian's Chromium here (env notes, "headless Chromium").
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOTS = Path("/tmp/watchkeep-screenshots")
+
+# The seed: GROUP holds EVENTS events, one every STEP_MS back from about now, sent as
+# BATCHES PutLogEvents calls (enough audit records to page through).
+GROUP = "app"
+OTHER_GROUP = "payments"
+EVENTS = 300
+STEP_MS = 10_000
+BATCHES = 30
+LEVELS = ("info", "warn", "error")
+STATUSES = (200, 200, 404, 500)
+
+
+def seed_event(i: int, now_ms: int) -> dict[str, Any]:
+    return {
+        "timestamp": now_ms - i * STEP_MS,
+        "level": LEVELS[i % 3],
+        "msg": f"request {i}",
+        "status": STATUSES[i % 4],
+        "latency_ms": 10 + (i * 37) % 290,
+        "req": {"path": f"/api/items/{i % 7}", "method": "GET"},
+    }
+
+
+@pytest.fixture(scope="module")
+def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    settings = make_settings(tmp_path_factory.mktemp("console") / "data")
+    running = RunningServer(settings)
+    running.start()
+    running.seeded_at_ms = _seed(running.url)  # type: ignore[attr-defined]
+    yield running
+    running.stop()
+
+
+def _seed(url: str) -> int:
+    """Ingest the seed; returns the ``now_ms`` its timestamps count back from."""
+    now_ms = int(time.time() * 1000)
+    headers = {"Authorization": f"Bearer {ADMIN_KEY}", "Content-Type": "application/x-ndjson"}
+    per_batch = EVENTS // BATCHES
+    with httpx.Client(base_url=url, headers=headers, timeout=30) as client:
+        for batch in range(BATCHES):
+            lines = [
+                json.dumps(seed_event(i, now_ms))
+                for i in range(batch * per_batch, (batch + 1) * per_batch)
+            ]
+            response = client.post(
+                "/api/v1/logs/events",
+                params={"group": GROUP, "stream": f"web-{batch % 3}"},
+                content="\n".join(lines),
+            )
+            assert response.status_code == 200, response.text
+        response = client.post(
+            "/api/v1/logs/events",
+            params={"group": OTHER_GROUP, "stream": "worker"},
+            content="charge accepted id=1\ncharge refused id=2\n",
+            headers={"Content-Type": "text/plain"},
+        )
+        assert response.status_code == 200, response.text
+    return now_ms
+
+
+@pytest.fixture
+def api(console_server: RunningServer) -> Iterator[httpx.Client]:
+    with httpx.Client(
+        base_url=console_server.url,
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+        timeout=30,
+    ) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium (see .ci/run)")
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="the playwright package is missing: pip install playwright"
+    )
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        yield launched
+        launched.close()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if report.when == "call":
+        item.stash[_FAILED] = report.failed
+    return report
+
+
+_FAILED = pytest.StashKey[bool]()
+
+
+@pytest.fixture
+def page(
+    browser: Any, console_server: RunningServer, request: pytest.FixtureRequest, shoot: Any
+) -> Iterator[Any]:
+    """A fresh browser context (empty sessionStorage) whose page must raise no JS error; a
+    failed test leaves a screenshot named after it."""
+    context = browser.new_context(
+        base_url=console_server.url,
+        viewport={"width": 1400, "height": 900},
+        accept_downloads=True,
+    )
+    context.set_default_timeout(15_000)
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda error: errors.append(str(error)))
+    # API answers of 4xx are expected (a bad key, a syntax error); Chromium logs each of them.
+    tab.on(
+        "console",
+        lambda m: (
+            errors.append(m.text)
+            if m.type == "error" and not m.text.startswith("Failed to load resource")
+            else None
+        ),
+    )
+    yield tab
+    if request.node.stash.get(_FAILED, False):
+        shoot(tab, f"failed-{request.node.name}", full_page=True)
+    context.close()
+    assert errors == [], f"the page reported errors: {errors}"
+
+
+@pytest.fixture
+def shoot(tmp_path: Path) -> Any:
+    """Save a screenshot in the test's tmp dir and in /tmp/watchkeep-screenshots/."""
+
+    def save(tab: Any, name: str, *, full_page: bool = False) -> Path:
+        path = tmp_path / f"{name}.png"
+        tab.screenshot(path=str(path), full_page=full_page)
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, SCREENSHOTS / path.name)
+        return path
+
+    return save
