@@ -97,6 +97,7 @@ class ApiCall:
     client_request_id: str | None = None
     event_source: str = "unknown.watchkeep"
     event_name: str = "UnknownOperation"
+    event_type: str = "AwsApiCall"
     read_only: bool = False
     management: bool = True
     identity: Identity = UNKNOWN
@@ -169,13 +170,18 @@ def api_call_record(call: ApiCall, level: Level, account: Account) -> dict[str, 
         "responseElements": cap_size(response, MAX_PARAMETERS_BYTES),
         "requestID": truncate_utf8(call.request_id, MAX_STRING_BYTES),
         "eventID": str(uuid.uuid4()),
-        "eventType": "AwsApiCall",
-        "apiVersion": API_VERSION,
+        "eventType": call.event_type,
         "managementEvent": call.management,
         "readOnly": call.read_only,
         "recipientAccountId": account.account_id,
         "eventCategory": "Management" if call.management else "Data",
     }
+    additional: dict[str, Any] = {}
+    if call.event_type == "AwsApiCall":
+        record["apiVersion"] = API_VERSION
+    elif call.event_type == "AwsConsoleSignIn":
+        # Keys are the only factor today: no MFA (spec audit §2.4, sign-in events).
+        additional = {"MFAUsed": "No", "LoginTo": "/"}
     if call.user_agent is not None:
         record["userAgent"] = redactor.scrub_text(call.user_agent, "userAgent")
     if call.error_code is not None:
@@ -185,7 +191,10 @@ def api_call_record(call: ApiCall, level: Level, account: Account) -> dict[str, 
         record["resources"] = [resource_entry(arn, account.account_id) for arn in call.resources]
     if redactor.paths:
         watchkeep["redactedPaths"] = redactor.paths
-    record["additionalEventData"] = {"watchkeep": cap_size(watchkeep, MAX_ADDITIONAL_BYTES)}
+    record["additionalEventData"] = {
+        **additional,
+        "watchkeep": cap_size(watchkeep, MAX_ADDITIONAL_BYTES),
+    }
     return record
 
 

@@ -39,6 +39,8 @@ class Operation:
     # or those of a stored query): the handler authorizes them with
     # ``request.state.authorize``, and the gate refuses to send a success never authorized.
     resources_in_handler: bool = False
+    # The audit record's eventType: "AwsApiCall", or "AwsConsoleSignIn" for console sign-in.
+    event_type: str = "AwsApiCall"
     # Members that must not reach the audit record as sent: "drop" (credentials, such as a
     # new key's secret) or "hide" (replaced by HIDDEN_DUE_TO_SECURITY_REASONS).
     request_sensitive: Mapping[str, str] = field(default_factory=dict)

@@ -155,6 +155,7 @@ class Gate:
             op, target = found
             call.event_source = event_source(op.service)
             call.event_name = op.name
+            call.event_type = op.event_type
             call.read_only = op.read_only
             call.management = op.management
             call.resources = op.resources(target)

@@ -29,7 +29,9 @@ STATIC_PREFIX = "/static/"
 
 router = APIRouter(tags=["console"])
 
-CONSOLE_LOGIN = Operation("ConsoleLogin", "signin:ConsoleLogin", False, True)
+CONSOLE_LOGIN = Operation(
+    "ConsoleLogin", "signin:ConsoleLogin", False, True, event_type="AwsConsoleSignIn"
+)
 
 # The page holds an access key in sessionStorage: it loads code from this server only, talks
 # to this server only, and may not be framed (clickjacking) or leak its URL to other sites.

@@ -93,6 +93,9 @@ def test_console_login_answers_who_and_is_recorded(console_server: RunningServer
     assert by_outcome[None]["userIdentity"]["type"] == "Root"
     assert by_outcome[None]["readOnly"] is False
     assert by_outcome["MissingAuthenticationTokenException"]["eventName"] == "ConsoleLogin"
+    for record in records:  # sign-in records, successful or not (spec audit §2.4)
+        assert record["eventType"] == "AwsConsoleSignIn" and "apiVersion" not in record
+        assert record["additionalEventData"]["MFAUsed"] == "No"
 
 
 def _js_list(name: str) -> list[str]:
