@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -126,6 +127,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.directory = services.directory
     services.trail = trail = _open_trail(settings)
     services.digester = digester = _open_digester(settings, trail)
+    trail.append_service_event(
+        "ServerStarted",
+        {"version": app.version, "pid": os.getpid(), "dataDir": str(settings.data_dir.resolve())},
+    )
     app.state.audit_lookup = EventLookup(
         trail,
         store.cursor,
@@ -146,6 +151,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         _write_flood_summaries(services)
         services.directory.usage.flush()
         try:
+            trail.append_service_event("ServerStopped", {"pid": os.getpid()})
             await asyncio.to_thread(digester.write_digest, "shutdown")
         except Exception:
             log.exception("could not write the shutdown audit digest")

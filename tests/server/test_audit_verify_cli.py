@@ -78,3 +78,22 @@ def test_keygen_writes_a_key_the_server_signs_with(tmp_path: Path) -> None:
     assert "beside the data" not in output
     assert not (data_dir / "audit-signing.key").exists()
     assert verify(data_dir, "--public-key", str(key)).returncode == 0
+
+
+def test_start_and_stop_are_recorded_and_signed(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    for _ in range(2):
+        server = ServeProcess(data_dir).start()
+        server.terminate()
+    server = ServeProcess(data_dir).start()
+    try:
+        events = httpx.get(
+            f"{server.url}/api/v1/audit/events",
+            params={"lookup_key": "EventSource", "lookup_value": "cloudtrail.watchkeep"},
+            headers=AUTH,
+        ).json()["events"]
+    finally:
+        server.terminate()
+    names = [e["event_name"] for e in reversed(events)]
+    assert names == ["ServerStarted", "ServerStopped"] * 2 + ["ServerStarted"]
+    assert verify(data_dir, "--public-key", str(data_dir / "audit-signing.key")).returncode == 0
