@@ -1,0 +1,1 @@
+"""Alarms: YAML rules, the pure evaluation of CloudWatch semantics, scheduling, notifications."""
