@@ -17,6 +17,7 @@ import httpx
 import typer
 import uvicorn
 
+from server.cli_alarms import alarms_app
 from server.cli_audit import audit_app
 from server.cli_http import DEFAULT_SERVER, KeyOption, ServerOption, call, client, fail
 from server.cli_iam import groups_app, keys_app, policies_app, users_app
@@ -33,6 +34,7 @@ app.add_typer(users_app, name="users")
 app.add_typer(groups_app, name="groups")
 app.add_typer(policies_app, name="policies")
 app.add_typer(audit_app, name="audit")
+app.add_typer(alarms_app, name="alarms")
 app.command("query")(query)
 
 
