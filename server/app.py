@@ -24,6 +24,7 @@ from audit.floods import AuthFailureLimiter
 from audit.hashing import AuditHasher, random_key_file
 from audit.lookup import EventLookup, RateLimiter
 from audit.record import Account
+from audit.report_routes import router as report_router
 from audit.routes import router as audit_router
 from audit.signing import ensure_signing_key, fingerprint
 from audit.trail import AuditTrail, TrailConfig
@@ -57,6 +58,7 @@ DEFAULT_ROUTERS = (
     metric_query_router,
     iam_router,
     audit_router,
+    report_router,
     web_router,
 )
 

@@ -9,10 +9,12 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn
 
 from server.cli_http import DEFAULT_SERVER, KeyOption, ServerOption, call, client, print_table
+from server.cli_report import register as register_report
 from server.cli_verify import register as register_verify
 
 audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
 register_verify(audit_app)
+register_report(audit_app)
 
 LOOKUP_KEYS = (
     "EventId EventName ReadOnly Username ResourceType ResourceName EventSource AccessKeyId"
