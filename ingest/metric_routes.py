@@ -13,10 +13,10 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from core.errors import PayloadTooLarge, Unavailable
+from core.errors import Unavailable
 from core.operations import Operation, operation
 from core.units import format_size
-from ingest.body import decompress
+from ingest.body import decompress, read_limited
 from ingest.metric_data import decode_metric_data, load_document, namespace_of
 from store.metrics import MetricStore
 
@@ -50,20 +50,6 @@ def namespace_arn(request: Request, namespace: str) -> str:
     )
 
 
-async def _read_body(request: Request, max_bytes: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-        raise PayloadTooLarge(_too_large(max_bytes))
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            raise PayloadTooLarge(_too_large(max_bytes))
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def _too_large(max_bytes: int) -> str:
     return f"a PutMetricData request is limited to {format_size(max_bytes)}; send fewer datums"
 
@@ -72,7 +58,9 @@ def _too_large(max_bytes: int) -> str:
 @operation(PUT_METRIC_DATA)
 async def put_metric_data(request: Request) -> dict[str, Any]:
     """PutMetricData: datums of one namespace; partial success by index (spec §1)."""
-    raw = await _read_body(request, MAX_REQUEST_BYTES)
+    raw = await read_limited(
+        request.headers, request.stream(), MAX_REQUEST_BYTES, _too_large(MAX_REQUEST_BYTES)
+    )
     body = decompress(
         raw,
         request.headers.get("content-encoding"),

@@ -9,12 +9,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.errors import BadRequest, IngestValidationError, PayloadTooLarge
+from core.errors import BadRequest, IngestValidationError
 from core.names import validate_group_name, validate_stream_name
 from core.operations import Operation, RequestTarget, log_group_arn, operation
 from core.timeparse import parse_range_time
 from core.units import format_size
-from ingest.body import decompress
+from ingest.body import decompress, read_limited
 from ingest.decode import DecodedBatch, decode_events
 from ingest.filter import MAX_LIMIT, filter_request, filter_sql, page
 from store.engine import GroupInfo, Store
@@ -57,21 +57,6 @@ def _store(request: Request) -> Store:
     return request.app.state.store  # type: ignore[no-any-return]
 
 
-async def _read_body(request: Request, max_bytes: int) -> bytes:
-    """The raw body, refused as soon as it passes ``max_bytes`` (compressed or not)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-        raise PayloadTooLarge(_too_large(max_bytes))
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            raise PayloadTooLarge(_too_large(max_bytes))
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def _too_large(max_bytes: int) -> str:
     return f"request body is larger than {format_size(max_bytes)}; send smaller batches"
 
@@ -89,7 +74,12 @@ async def put_log_events(
     validate_stream_name(stream)
     store = _store(request)
     _authorize_creation(request, store, group, stream)
-    raw = await _read_body(request, settings.max_body_bytes)
+    raw = await read_limited(
+        request.headers,
+        request.stream(),
+        settings.max_body_bytes,
+        _too_large(settings.max_body_bytes),
+    )
     body = decompress(
         raw, request.headers.get("content-encoding"), max_bytes=settings.max_body_bytes
     )

@@ -31,8 +31,8 @@ def client(server: str, key: str | None) -> httpx.Client:
     return httpx.Client(base_url=server, headers={"Authorization": f"Bearer {key}"}, timeout=30.0)
 
 
-def call(http: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
-    """The JSON answer of one API call; any error ends the command with a clear message."""
+def request(http: httpx.Client, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    """The answer of one API call; any error ends the command with a clear message."""
     try:
         response = http.request(method, path, **kwargs)
     except httpx.TransportError as exc:
@@ -43,6 +43,12 @@ def call(http: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
         except (ValueError, KeyError, TypeError):
             fail(f"HTTP {response.status_code} from {path}: {response.text[:200]}")
         fail(f"{error['message']} ({error['code']}, HTTP {response.status_code})")
+    return response
+
+
+def call(http: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
+    """The JSON answer of one API call (None for an empty one)."""
+    response = request(http, method, path, **kwargs)
     if response.status_code == 204 or not response.content:
         return None
     return response.json()

@@ -22,7 +22,7 @@ from audit.reports import SIDECAR_SUFFIX, TEMPLATES, check_report, render_sideca
 from audit.reports.sidecar import SHA256_HEADER, SIDECAR_HEADER
 from audit.signing import SigningKeyError, load_public_key
 from audit.verify_report import EXIT_CONFIG, EXIT_INVALID
-from server.cli_http import DEFAULT_SERVER, KeyOption, ServerOption, client, fail
+from server.cli_http import DEFAULT_SERVER, KeyOption, ServerOption, client, fail, request
 
 _NAMES = ", ".join(TEMPLATES)
 
@@ -135,18 +135,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _fetch(http: httpx.Client, params: dict[str, Any]) -> httpx.Response:
-    path = "/api/v1/audit/report"
-    try:
-        response = http.get(path, params=params, timeout=300.0)
-    except httpx.TransportError as exc:
-        fail(f"cannot reach the server at {http.base_url} ({exc}); is `watchkeep serve` running?")
-    if response.status_code >= 400:
-        try:
-            error = response.json()["error"]
-        except (ValueError, KeyError, TypeError):
-            fail(f"HTTP {response.status_code} from {path}: {response.text[:200]}")
-        fail(f"{error['message']} ({error['code']}, HTTP {response.status_code})")
-    return response
+    return request(http, "GET", "/api/v1/audit/report", params=params, timeout=300.0)
 
 
 def _sidecar(response: httpx.Response) -> dict[str, Any]:
