@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -165,7 +166,9 @@ async def filter_log_events(
     )
     sql, params = filter_sql(query)
     store = _store(request)
-    table = await asyncio.to_thread(store.query_logs, group, start_ms, end_ms, sql, params)
+    table = await asyncio.to_thread(
+        partial(store.query_logs, newest_first=descending), group, start_ms, end_ms, sql, params
+    )
     return page(table.to_pylist(), query)
 
 

@@ -306,12 +306,16 @@ class Store:
         params: list[Any],
         *,
         on_cursor: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
+        newest_first: bool = True,
     ) -> pa.Table:
         """Run ``sql``, which reads the relation ``logs``, over the groups' events in range.
 
         The relation already holds only events with ``start_ms <= ts_ms < end_ms``.
         ``on_cursor`` receives the DuckDB cursor before the query runs, so that a caller in
-        another thread can ``interrupt()`` it (StopQuery, time-outs).
+        another thread can ``interrupt()`` it (StopQuery, time-outs). DuckDB reads files in
+        the order given, so a top-N ``ORDER BY ts_ms DESC LIMIT n`` stops early only when the
+        newest segments come first: ``newest_first`` (the default, as in Logs Insights) lists
+        them so; oldest-first readers (FilterLogEvents ascending) pass False.
         """
         self._check_ready()
         states = [self._state(name) for name in groups]
@@ -319,8 +323,15 @@ class Store:
             segments = [
                 s for st in states for s in self._lake_().select(st.row.id, start_ms, end_ms)
             ]
+            segments.sort(key=lambda s: (s.max_ts, s.min_ts), reverse=newest_first)
             mem = [b.table for st in states for b in self._memtable.snapshot(st.row.id)]
-        relation = build_relation(self.config.data_dir, segments, mem, empty=empty_log_table())
+        relation = build_relation(
+            self.config.data_dir,
+            segments,
+            mem,
+            empty=empty_log_table(),
+            memtables_first=newest_first,
+        )
         text = f"WITH logs AS (SELECT * FROM ({relation.sql}) WHERE ts_ms >= ? AND ts_ms < ?) {sql}"
         cursor = self._conn().cursor()
         try:

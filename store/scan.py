@@ -47,14 +47,17 @@ def build_relation(
     *,
     empty: pa.Table,
     prefix: str = "wk_mem",
+    memtables_first: bool = False,
 ) -> Relation:
-    """A ``SELECT`` that unions the segments and memtable tables by column name."""
+    """A ``SELECT`` that unions the segments and memtable tables by column name, in the order
+    given (``memtables_first`` puts the newest data, the memtable, before the segments)."""
     part_types: list[dict[str, str]] = [s.columns for s in segments]
     part_types += [{f.name: str(f.type) for f in t.schema} for t in memtables]
     clashes = _clashing(part_types)
 
     relation = Relation(sql="")
     parts: list[str] = []
+    memtable_parts: list[str] = []
     for group in _group_files(segments, clashes):
         replace = _replace_clause(group[0].columns, clashes)
         # The partition folders (date=…/hour=…) are layout, not data: without
@@ -67,7 +70,8 @@ def build_relation(
         name = f"{prefix}_{index}"
         relation.tables[name] = table
         replace = _replace_clause({f.name: str(f.type) for f in table.schema}, clashes)
-        parts.append(f"SELECT *{replace} FROM {quote_identifier(name)}")
+        memtable_parts.append(f"SELECT *{replace} FROM {quote_identifier(name)}")
+    parts = memtable_parts + parts if memtables_first else parts + memtable_parts
     if not parts:
         relation.tables[f"{prefix}_empty"] = empty
         parts.append(f"SELECT * FROM {quote_identifier(prefix + '_empty')}")
