@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from functools import partial
 from typing import Annotated, Any
@@ -10,15 +11,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.errors import BadRequest, IngestValidationError
+from core.errors import BadRequest, IngestValidationError, WatchkeepError
 from core.names import validate_group_name, validate_stream_name
 from core.operations import Operation, RequestTarget, log_group_arn, operation
 from core.timeparse import parse_range_time
 from core.units import format_size
 from ingest.body import decompress, read_limited
 from ingest.decode import DecodedBatch, decode_events
+from ingest.emf_batch import emf_metrics
 from ingest.filter import MAX_LIMIT, filter_request, filter_sql, page
 from store.engine import GroupInfo, Store
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/v1/logs", tags=["logs"])
 
@@ -94,7 +98,7 @@ async def put_log_events(
             max_events=settings.max_batch_events,
         )
         response = _ingest_response(decoded)
-        return store.submit_logs(
+        future = store.submit_logs(
             group,
             stream,
             decoded.events,
@@ -102,12 +106,27 @@ async def put_log_events(
             response,
             idempotency_key=request.headers.get("idempotency-key"),
         )
+        return future, decoded.events.column("message")
 
     request.state.audit_summary = {"logEventBytes": len(body)}
-    future = await asyncio.to_thread(decode_and_submit)
+    future, messages = await asyncio.to_thread(decode_and_submit)
     result: dict[str, Any] = await asyncio.wrap_future(future)
     request.state.audit_summary["logEventCount"] = result["accepted"]
+    if not result.get("duplicate"):  # a replayed batch yielded its metrics the first time
+        await _publish_emf(request, group, messages)
     return result
+
+
+async def _publish_emf(request: Request, group: str, messages: Any) -> None:
+    """Metrics of the batch's Embedded Metric Format documents (spec metrics §3), stored
+    after the events themselves: a failure here never takes back the acknowledged events."""
+    batch = await asyncio.to_thread(emf_metrics, messages, group, now_ms=int(time.time() * 1000))
+    if batch.rows.num_rows == 0:
+        return
+    try:
+        await asyncio.wrap_future(request.app.state.metrics.put(batch.rows))
+    except WatchkeepError as exc:
+        log.warning("EMF metrics of a batch for %s were not stored: %s", group, exc.message)
 
 
 def _authorize_creation(request: Request, store: Store, group: str, stream: str) -> None:
