@@ -28,7 +28,6 @@ import orjson
 from audit.chain import entry_hash, genesis, record_bytes
 from audit.record import Account, service_event_record
 from audit.segments import (
-    DIR_MODE,
     FILE_MODE,
     Entry,
     entries_table,
@@ -459,4 +458,4 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
-__all__ = ["DIR_MODE", "AuditCorrupt", "AuditTrail", "AuditUnavailable", "TrailConfig"]
+__all__ = ["AuditCorrupt", "AuditTrail", "AuditUnavailable", "TrailConfig"]
