@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from store.catalog import Segment
+from store.doomed import DoomedFiles
 from store.layout import HOUR_MS, partition_dir
 from store.parquet import write_segment
 from store.retention import Partition
@@ -30,7 +31,7 @@ class Lake:
         self.data_dir = data_dir
         self._fsync = fsync
         self._segments: dict[int, list[Segment]] = {}
-        self._doomed: list[tuple[float, Path]] = []
+        self._doomed = DoomedFiles()
         for segment in segments:
             self._segments.setdefault(segment.group_id, []).append(segment)
 
@@ -69,7 +70,7 @@ class Lake:
         for segment in removed:
             group = self._segments.get(segment.group_id, [])
             self._segments[segment.group_id] = [s for s in group if s.path not in gone]
-            self._doomed.append((time.monotonic(), self.data_dir / segment.path))
+        self._doomed.add(self.data_dir / s.path for s in removed)
         for segment in added:
             self._segments.setdefault(segment.group_id, []).append(segment)
 
@@ -82,12 +83,7 @@ class Lake:
 
     def purge_doomed(self, grace_s: float, *, now: Callable[[], float] = time.monotonic) -> int:
         """Delete files that left the catalog more than ``grace_s`` ago."""
-        cutoff = now() - grace_s
-        due = [path for when, path in self._doomed if when <= cutoff]
-        self._doomed = [(when, path) for when, path in self._doomed if when > cutoff]
-        for path in due:
-            path.unlink(missing_ok=True)
-        return len(due)
+        return self._doomed.purge(grace_s, now=now)
 
     def partitions(self) -> dict[Partition, list[Segment]]:
         """Every (group, hour) partition; groups are named by id here, as strings."""

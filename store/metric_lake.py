@@ -21,6 +21,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from store.doomed import DoomedFiles
 from store.metric_catalog import MetricSegment
 from store.parquet import write_segment
 
@@ -54,7 +55,7 @@ class MetricLake:
         self.data_dir = data_dir
         self._fsync = fsync
         self._segments: list[MetricSegment] = list(segments)
-        self._doomed: list[tuple[float, Path]] = []
+        self._doomed = DoomedFiles(remove_empty_parents=True)
 
     def all_segments(self) -> list[MetricSegment]:
         return list(self._segments)
@@ -84,8 +85,7 @@ class MetricLake:
         gone = {s.path for s in removed}
         if gone:
             self._segments = [s for s in self._segments if s.path not in gone]
-            now = time.monotonic()
-            self._doomed += [(now, self.data_dir / path) for path in sorted(gone)]
+            self._doomed.add(self.data_dir / path for path in sorted(gone))
         self._segments += list(added)
 
     def delete_files(self, segments: Iterable[MetricSegment]) -> None:
@@ -94,16 +94,7 @@ class MetricLake:
 
     def purge_doomed(self, grace_s: float, *, now: Callable[[], float] = time.monotonic) -> int:
         """Delete files that left the catalog more than ``grace_s`` ago; remove empty days."""
-        cutoff = now() - grace_s
-        due = [path for when, path in self._doomed if when <= cutoff]
-        self._doomed = [(when, path) for when, path in self._doomed if when > cutoff]
-        for path in due:
-            path.unlink(missing_ok=True)
-            try:
-                path.parent.rmdir()  # only succeeds once the day is empty
-            except OSError:
-                pass
-        return len(due)
+        return self._doomed.purge(grace_s, now=now)
 
     def days(self) -> dict[int, list[MetricSegment]]:
         out: dict[int, list[MetricSegment]] = {}
