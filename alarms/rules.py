@@ -361,8 +361,9 @@ class Silence(_Model):
 
     id: str = Field(min_length=1)
     match: Match
-    starts: datetime | None = None
-    ends: datetime | None = None
+    # Not strict: API silences arrive as JSON, where a time can only be a string.
+    starts: datetime | None = Field(None, strict=False)
+    ends: datetime | None = Field(None, strict=False)
     schedule: Schedule | None = None
     comment: str = ""
     created_by: str = ""

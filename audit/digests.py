@@ -17,36 +17,25 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pyarrow.parquet as pq
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from audit.anchors import Anchor, anchor_record, parse_anchor
 from audit.chain import entry_hash, genesis, record_bytes
+from audit.digest_startup import DigestRef, find_last_digest, head_problems
 from audit.segments import FILE_MODE, make_dirs, segment_bounds
-from audit.signing import (
-    ALGORITHM,
-    fingerprint,
-    public_key_pem,
-    sign,
-    string_to_sign,
-    verify_signature,
-)
+from audit.signing import ALGORITHM, fingerprint, public_key_pem, sign, string_to_sign
 from audit.trail import AuditTrail
-from audit.verify_digests import format_problem
 from audit.verify_format import (
     DIGEST_FORMAT,
     DIGEST_KEYS,
     REASONS,
     digest_relpath,
     format_time,
-    list_digest_files,
     parse_time,
-    read_signature,
     sha256_file,
 )
 from store.wal import fsync_path
@@ -56,19 +45,6 @@ log = logging.getLogger(__name__)
 
 class DigestError(RuntimeError):
     """Raised when the segments to digest do not continue the signed chain: nothing is signed."""
-
-
-@dataclass(frozen=True, slots=True)
-class DigestRef:
-    """What the next digest repeats about its predecessor."""
-
-    seq: int
-    path: str
-    sha256: str
-    signature: str
-    end_time: str
-    chain_head_seq: int
-    chain_head_hash: str
 
 
 def write_atomic(path: Path, data: bytes, *, fsync: bool = True) -> None:
@@ -117,9 +93,20 @@ class Digester:
         self._last_end_ts: float | None = None
         # The first digest's window starts when digesting started.
         self._started = format_time(clock())
-        self._publish_public_key()
-        self._load_last()
-        self._check_head_tripwire()
+        # Retention and self-verify must not interleave: a segment pruned while a verify run
+        # reads the older digests would look deleted.
+        self.maintenance_lock = threading.Lock()
+        self._retired: list[Ed25519PublicKey] = []  # keys rotated away from in this process
+        self._publish_public_key(private_key.public_key())
+        last = find_last_digest(self._root, str(trail.trail_id), private_key.public_key())
+        self._next_seq = last.next_seq
+        self.integrity_problems += last.problems
+        if last.ref is not None:
+            self._last = last.ref
+            self._last_end_ts = parse_time(last.ref.end_time).timestamp()
+        self.integrity_problems += head_problems(
+            self._root, trail.head()[0], self._last, self._next_seq
+        )
 
     # ---- public ------------------------------------------------------------------------------
 
@@ -136,13 +123,42 @@ class Digester:
         """The scheduled digest, if an interval has passed since the last one."""
         return self.write_digest("scheduled") if self.due() else None
 
-    def write_digest(self, reason: str) -> Path:
-        """Seal the trail, then write, sign and anchor a digest; return the payload's path."""
+    @property
+    def fingerprint(self) -> str:
+        """The fingerprint of the key that signs the next digest."""
+        return self._fingerprint
+
+    @property
+    def public_keys(self) -> list[Ed25519PublicKey]:
+        """The signing key's public half, then those of keys rotated away from since start."""
+        return [self._key.public_key(), *self._retired]
+
+    def write_digest(
+        self,
+        reason: str,
+        *,
+        retention: dict[str, Any] | None = None,
+        next_key: Ed25519PrivateKey | None = None,
+    ) -> Path:
+        """Seal the trail, then write, sign and anchor a digest; return the payload's path.
+
+        With ``next_key`` this is the rotation digest (§4.2.5): the current key signs it and
+        names ``next_key``'s fingerprint, and every later digest is signed by ``next_key``.
+        ``retention`` is the signed record of pruned segments (§4.2.7).
+        """
         if reason not in REASONS:
             raise ValueError(f"unknown digest reason {reason!r}")
         with self._lock:
             self._trail.seal(force=True)
-            return self._write(reason)
+            next_fingerprint = None
+            if next_key is not None:
+                next_fingerprint = fingerprint(next_key.public_key())
+                self._publish_public_key(next_key.public_key())
+            path = self._write(reason, retention=retention, next_fingerprint=next_fingerprint)
+            if next_key is not None:
+                self._retired.insert(0, self._key.public_key())
+                self._key, self._fingerprint = next_key, fingerprint(next_key.public_key())
+            return path
 
     def status(self) -> dict[str, Any]:
         """Members for ``GetTrailStatus`` (spec §3.3)."""
@@ -162,7 +178,13 @@ class Digester:
 
     # ---- writing -----------------------------------------------------------------------------
 
-    def _write(self, reason: str) -> Path:
+    def _write(
+        self,
+        reason: str,
+        *,
+        retention: dict[str, Any] | None = None,
+        next_fingerprint: str | None = None,
+    ) -> Path:
         trail, last = self._trail, self._last
         now = self._clock()
         end_time = format_time(now)
@@ -202,8 +224,8 @@ class Digester:
             "previousDigestSignature": last.signature if last else None,
             "signatureAlgorithm": ALGORITHM,
             "publicKeyFingerprint": self._fingerprint,
-            "nextPublicKeyFingerprint": None,
-            "retention": None,
+            "nextPublicKeyFingerprint": next_fingerprint,
+            "retention": retention,
         }
         data = record_bytes(payload)
         payload_sha256 = hashlib.sha256(data).hexdigest()
@@ -226,7 +248,15 @@ class Digester:
         write_atomic(path, data, fsync=fsync)
         write_atomic(path.with_name(f"{path.name}.sig"), record_bytes(sig), fsync=fsync)
         self._last = DigestRef(
-            seq, relpath, payload_sha256, signature, end_time, head_seq, head_hash
+            seq,
+            relpath,
+            payload_sha256,
+            signature,
+            end_time,
+            head_seq,
+            head_hash,
+            self._fingerprint,
+            reason,
         )
         self._next_seq = seq + 1
         self._last_end_ts = now
@@ -311,108 +341,19 @@ class Digester:
 
     # ---- start-up ----------------------------------------------------------------------------
 
-    def _publish_public_key(self) -> None:
-        """``keys/<fingerprint>.json``: informational; verify trusts it only when told to."""
-        path = self._root / "keys" / f"{self._fingerprint}.json"
+    def _publish_public_key(self, key: Ed25519PublicKey) -> None:
+        """``keys/<fingerprint>.json``: informational; verify trusts it only when told to, or
+        when a trusted rotation digest names it."""
+        path = self._root / "keys" / f"{fingerprint(key)}.json"
         if path.exists():
             return
         item = {
             "algorithm": ALGORITHM,
-            "fingerprint": self._fingerprint,
-            "publicKey": public_key_pem(self._key.public_key()),
+            "fingerprint": fingerprint(key),
+            "publicKey": public_key_pem(key),
             "validFrom": format_time(self._clock()),
         }
         write_atomic(path, record_bytes(item), fsync=self._trail.config.fsync)
-
-    def _load_last(self) -> None:
-        """Link to the newest digest on disk that passes verification (§4.2.4).
-
-        Only the newest files are read: a start-up must not cost a full ``verify``.
-        """
-        files = sorted(list_digest_files(self._root), key=_seq_of_name)
-        if not files:
-            return
-        self._next_seq = _seq_of_name(files[-1]) + 1
-        for path in reversed(files):
-            ref, problem = self._checked_ref(path)
-            if ref is not None:
-                self._last = ref
-                self._last_end_ts = parse_time(ref.end_time).timestamp()
-                return
-            self.integrity_problems.append(f"audit digest {path.name}: {problem}")
-        self.integrity_problems.append("no audit digest on disk passes verification")
-
-    def _checked_ref(self, path: Path) -> tuple[DigestRef | None, str]:
-        try:
-            data = path.read_bytes()
-            payload = orjson.loads(data)
-        except (OSError, orjson.JSONDecodeError) as exc:
-            return None, f"unreadable ({exc})"
-        problem = format_problem(payload)
-        if problem is not None:
-            return None, problem
-        if payload["trailId"] != str(self._trail.trail_id):
-            return None, "belongs to another trail"
-        if path.relative_to(self._root).as_posix() != payload["digestPath"]:
-            return None, "has been moved"
-        if payload["publicKeyFingerprint"] != self._fingerprint:
-            return None, "signed by another key"
-        sig = read_signature(path) or {}
-        payload_sha256 = hashlib.sha256(data).hexdigest()
-        message = string_to_sign(
-            trail_id=payload["trailId"],
-            digest_seq=payload["digestSeq"],
-            digest_end_time=payload["digestEndTime"],
-            digest_path=payload["digestPath"],
-            payload_sha256=payload_sha256,
-            previous_signature=payload["previousDigestSignature"],
-        )
-        signature = str(sig.get("signature"))
-        if not verify_signature(self._key.public_key(), signature, message):
-            return None, "signature verification failed"
-        ref = DigestRef(
-            payload["digestSeq"],
-            payload["digestPath"],
-            payload_sha256,
-            signature,
-            payload["digestEndTime"],
-            payload["chainHeadSeq"],
-            payload["chainHeadHash"],
-        )
-        return ref, ""
-
-    def _check_head_tripwire(self) -> None:
-        """Disk behind ``state/head.json`` or the last digest: someone removed data (§4.2.6)."""
-        head_seq, _hash = self._trail.head()
-        if self._last is not None and head_seq < self._last.chain_head_seq:
-            self.integrity_problems.append(
-                f"the audit trail on disk ends at seq {head_seq} but digest #{self._last.seq} "
-                f"signed seq {self._last.chain_head_seq}"
-            )
-        try:
-            recorded = orjson.loads((self._root / "state" / "head.json").read_bytes())
-        except (OSError, orjson.JSONDecodeError):
-            return
-        if not isinstance(recorded, dict):
-            return
-        if int(recorded.get("chainHeadSeq") or 0) > head_seq:
-            self.integrity_problems.append(
-                f"state/head.json records seq {recorded.get('chainHeadSeq')} but the disk "
-                f"ends at seq {head_seq}"
-            )
-        if int(recorded.get("digestSeq") or 0) >= self._next_seq:
-            self.integrity_problems.append(
-                f"state/head.json records digest #{recorded.get('digestSeq')} but the newest "
-                f"on disk is #{self._next_seq - 1}"
-            )
-
-
-def _seq_of_name(path: Path) -> int:
-    """The digestSeq in a digest's file name, ``<trail>_<seq:08d>_<end>.json``."""
-    try:
-        return int(path.stem.rsplit("_", 2)[-2])
-    except (ValueError, IndexError):
-        return 0
 
 
 def _genesis_hex(trail_id: uuid.UUID) -> str:

@@ -1,6 +1,8 @@
 """HTTP routes of audit reports (spec audit §5, §6.2): GenerateReport answers the report's bytes
 (JSON, CSV or HTML) with their detached signature in headers; the template list says what
-each template takes. Generating a report is itself recorded, like any call.
+each template takes; AcknowledgeAuditReport records that someone reviewed a report (PCI DSS
+10.4.1: review evidenced). Each call is itself recorded, like any call: the acknowledgement's
+evidence *is* its audit record.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from audit.record import Account
 from audit.reports import (
@@ -50,6 +53,19 @@ GENERATE_REPORT = Operation("GenerateReport", "cloudtrail:GenerateReport", True,
 LIST_REPORT_TEMPLATES = Operation(
     "ListReportTemplates", "cloudtrail:ListReportTemplates", True, True, _trail_arn
 )
+ACKNOWLEDGE_AUDIT_REPORT = Operation(
+    "AcknowledgeAuditReport", "cloudtrail:AcknowledgeAuditReport", False, True, _trail_arn
+)
+
+
+class Acknowledgement(BaseModel):
+    """Who reviewed which report; ``report_sha256`` pins the exact bytes they read."""
+
+    model_config = ConfigDict(extra="forbid")
+    report_id: str = Field(pattern=r"^[0-9a-fA-F-]{36}$")
+    report_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    template: str | None = Field(default=None, max_length=64)
+    notes: str | None = Field(default=None, max_length=4000)
 
 
 @router.get("/report/templates")
@@ -77,6 +93,21 @@ async def generate_audit_report(
     spec = ReportSpec(chosen, params, start_at, end_at, _generated_by(request))
     signed = await asyncio.to_thread(_generate, request.app, spec, fmt, now)
     return Response(signed.data, media_type=signed.media_type, headers=_headers(signed, fmt))
+
+
+@router.post("/report/ack")
+@operation(ACKNOWLEDGE_AUDIT_REPORT)
+async def acknowledge_audit_report(request: Request, body: Acknowledgement) -> dict[str, Any]:
+    """AcknowledgeAuditReport: record that the caller reviewed a report (the reviewer block)."""
+    return {
+        "reportId": body.report_id,
+        "reportSha256": body.report_sha256,
+        "template": body.template,
+        "status": "reviewed",
+        "reviewedBy": _generated_by(request),
+        "reviewedAt": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "notes": body.notes,
+    }
 
 
 def _generate(app: FastAPI, spec: ReportSpec, fmt: str, now: datetime) -> SignedReport:
@@ -137,4 +168,4 @@ def _headers(signed: SignedReport, fmt: str) -> dict[str, str]:
     return headers
 
 
-__all__ = ["GENERATE_REPORT", "LIST_REPORT_TEMPLATES", "router"]
+__all__ = ["ACKNOWLEDGE_AUDIT_REPORT", "GENERATE_REPORT", "LIST_REPORT_TEMPLATES", "router"]

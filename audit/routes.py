@@ -80,6 +80,8 @@ async def trail_status(request: Request) -> dict[str, Any]:
     trail: AuditTrail = services.trail
     segments, unsealed = trail.snapshot()
     seq, head = trail.head()
+    # Set by the server's lifespan when the scheduled self-check runs (audit/self_verify.py).
+    verifier = getattr(request.app.state, "audit_self_verify", None)
     return {
         "name": TRAIL_NAME,
         "trail_id": str(trail.trail_id),
@@ -90,6 +92,8 @@ async def trail_status(request: Request) -> dict[str, Any]:
         "unsealed_record_count": len(unsealed),
         "audit_degraded": trail.degraded,
         **services.digester.status(),
+        "self_verify": verifier.last if verifier is not None else None,
+        "integrity_failures_total": verifier.integrity_failures_total if verifier else 0,
     }
 
 

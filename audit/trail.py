@@ -325,6 +325,12 @@ class AuditTrail:
         with self._lock:
             return self._head_seq, self._head_hash
 
+    def forget_segments(self, paths: list[Path]) -> None:
+        """Stop reading ``paths`` (retention is about to delete them); never the newest."""
+        with self._lock:
+            keep = self._segments[-1:]
+            self._segments = [p for p in self._segments if p not in paths or p in keep]
+
     # ---- internals ---------------------------------------------------------------------------
 
     def _load_trail_id(self) -> uuid.UUID:

@@ -16,8 +16,7 @@ from typing import Any
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from audit.signing import SigningKeyError, load_public_key, string_to_sign, verify_signature
-from audit.signing import fingerprint as key_fingerprint
+from audit.signing import string_to_sign, verify_signature
 from audit.verify_format import (
     DIGEST_FORMAT,
     DIGEST_KEYS,
@@ -28,6 +27,7 @@ from audit.verify_format import (
     read_signature,
 )
 from audit.verify_report import Finding
+from audit.verify_rotation import local_key, retired_problem, trust_backwards
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
@@ -168,11 +168,14 @@ class _Walker:
             (f for f in files if f.payload is not None), key=lambda f: (f.seq, f.relpath)
         )
         self.pending: list[tuple[Finding, DigestFile | None]] = []  # failures since last valid
+        self.retired: dict[str, int] = {}  # fingerprint -> the rotation digest that retired it
 
     def run(self) -> DigestChain:
         for file in self.files:
             if file.payload is None:
                 self._fail(file, "DIGEST_FORMAT_INVALID", f"invalid format: {file.problem}")
+        if self.follow_rotations:
+            trust_backwards(self.root, self.ordered, self.keys, self._signs)
         self.chain.trail_id = self._trail_id()
         last_seen = 0
         for index, file in enumerate(self.ordered):
@@ -216,6 +219,15 @@ class _Walker:
                 return str(file.payload["trailId"])
         return None
 
+    def _signs(self, file: DigestFile, key: Ed25519PublicKey) -> bool:
+        index = self.ordered.index(file)
+        following = self.ordered[index + 1] if index + 1 < len(self.ordered) else None
+        signature = self._signature(file, following)
+        assert file.payload is not None
+        return signature is not None and verify_signature(
+            key, signature, _message(file, file.payload)
+        )
+
     def _check_alone(
         self, file: DigestFile, following: DigestFile | None
     ) -> tuple[str, str] | None:
@@ -232,6 +244,9 @@ class _Walker:
         key = self.keys.get(fp)
         if key is None:
             return "DIGEST_KEY_UNTRUSTED", f"public key not found for fingerprint {fp}"
+        retired = retired_problem(fp, file.seq, self.retired)
+        if retired is not None:
+            return "DIGEST_KEY_UNTRUSTED", retired
         if file.sig is not None and file.sig.get("publicKeyFingerprint") not in (None, fp):
             return "DIGEST_SIGNATURE_INVALID", "the .sig names another key than the digest"
         signature = self._signature(file, following)
@@ -329,15 +344,15 @@ class _Walker:
         self.chain.findings.extend(pending)
 
     def _follow_rotation(self, digest: ValidDigest) -> None:
-        """A valid rotation digest vouches for the next key by fingerprint (§4.2.5)."""
+        """A valid rotation digest retires its key and vouches for the next (§4.2.5)."""
         nxt = digest.payload.get("nextPublicKeyFingerprint")
-        if not self.follow_rotations or not isinstance(nxt, str) or nxt in self.keys:
+        if not isinstance(nxt, str) or nxt == digest.payload["publicKeyFingerprint"]:
             return
-        try:
-            key = load_public_key(self.root / "keys" / f"{nxt}.json")
-        except SigningKeyError:
+        self.retired.setdefault(str(digest.payload["publicKeyFingerprint"]), digest.seq)
+        if not self.follow_rotations or nxt in self.keys:
             return
-        if key_fingerprint(key) == nxt:
+        key = local_key(self.root, nxt)
+        if key is not None:
             self.keys[nxt] = key
 
 

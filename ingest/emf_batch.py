@@ -8,13 +8,18 @@ metrics §3.3). No I/O here.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from typing import Protocol
 
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingest.emf import extract_emf
 from store.metric_model import METRIC_SCHEMA, datum_row
+
+log = logging.getLogger(__name__)
 
 ERROR_NAMESPACE = "Watchkeep/Logs"
 
@@ -55,3 +60,22 @@ def emf_metrics(messages: pa.ChunkedArray | pa.Array, group: str, *, now_ms: int
             )
     table = pa.Table.from_pylist(rows, schema=METRIC_SCHEMA)
     return EmfBatch(table, documents, parsing, validation)
+
+
+class FilterRows(Protocol):
+    def metric_rows(self, log_group: str, events: pa.Table, *, now_ms: int) -> pa.Table: ...
+
+
+def batch_metrics(events: pa.Table, group: str, filters: FilterRows, *, now_ms: int) -> pa.Table:
+    """Every metric row an accepted batch yields: its EMF documents, then the rows of the
+    group's metric filters (``ingest.metric_filters``), for one append to the metric store.
+
+    A failure of the filters is logged and leaves the EMF rows: the events are stored already.
+    """
+    rows = emf_metrics(events.column("message"), group, now_ms=now_ms).rows
+    try:
+        filtered = filters.metric_rows(group, events, now_ms=now_ms)
+    except (duckdb.Error, ValueError, pa.ArrowException) as exc:
+        log.warning("the metric filters of %s failed on a batch: %s", group, exc)
+        return rows
+    return pa.concat_tables([rows, filtered]) if filtered.num_rows else rows

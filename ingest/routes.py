@@ -18,8 +18,9 @@ from core.timeparse import parse_range_time
 from core.units import format_size
 from ingest.body import decompress, read_limited
 from ingest.decode import DecodedBatch, decode_events
-from ingest.emf_batch import emf_metrics
+from ingest.emf_batch import batch_metrics
 from ingest.filter import MAX_LIMIT, filter_request, filter_sql, page
+from ingest.metric_filters import MetricFilterRegistry, registry_for
 from store.engine import GroupInfo, Store
 
 log = logging.getLogger(__name__)
@@ -106,27 +107,32 @@ async def put_log_events(
             response,
             idempotency_key=request.headers.get("idempotency-key"),
         )
-        return future, decoded.events.column("message")
+        return future, decoded.events, registry_for(request.app.state)
 
     request.state.audit_summary = {"logEventBytes": len(body)}
-    future, messages = await asyncio.to_thread(decode_and_submit)
+    future, events, filters = await asyncio.to_thread(decode_and_submit)
     result: dict[str, Any] = await asyncio.wrap_future(future)
     request.state.audit_summary["logEventCount"] = result["accepted"]
     if not result.get("duplicate"):  # a replayed batch yielded its metrics the first time
-        await _publish_emf(request, group, messages)
+        await _publish_metrics(request, group, events, filters)
     return result
 
 
-async def _publish_emf(request: Request, group: str, messages: Any) -> None:
-    """Metrics of the batch's Embedded Metric Format documents (spec metrics §3), stored
-    after the events themselves: a failure here never takes back the acknowledged events."""
-    batch = await asyncio.to_thread(emf_metrics, messages, group, now_ms=int(time.time() * 1000))
-    if batch.rows.num_rows == 0:
+async def _publish_metrics(
+    request: Request, group: str, events: Any, filters: MetricFilterRegistry
+) -> None:
+    """Metrics of the batch's Embedded Metric Format documents (spec metrics §3) and of the
+    group's metric filters (§4), stored after the events themselves, in one append: a
+    failure here never takes back the acknowledged events."""
+    rows = await asyncio.to_thread(
+        batch_metrics, events, group, filters, now_ms=int(time.time() * 1000)
+    )
+    if rows.num_rows == 0:
         return
     try:
-        await asyncio.wrap_future(request.app.state.metrics.put(batch.rows))
+        await asyncio.wrap_future(request.app.state.metrics.put(rows))
     except WatchkeepError as exc:
-        log.warning("EMF metrics of a batch for %s were not stored: %s", group, exc.message)
+        log.warning("metrics of a batch for %s were not stored: %s", group, exc.message)
 
 
 def _authorize_creation(request: Request, store: Store, group: str, stream: str) -> None:
@@ -243,7 +249,9 @@ async def put_group(
 @router.delete("/groups/{name:path}")
 @operation(DELETE_LOG_GROUP)
 async def delete_group(request: Request, name: str) -> dict[str, Any]:
+    """DeleteLogGroup; its metric filters go with it, as in CloudWatch."""
     await asyncio.to_thread(_store(request).delete_group, name)
+    await asyncio.to_thread(registry_for(request.app.state).delete_group, name)
     return {"deleted": name}
 
 

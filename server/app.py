@@ -9,10 +9,13 @@ from collections.abc import Sequence
 
 from fastapi import APIRouter, FastAPI
 
+from alarms.routes import router as alarms_router
+from alarms.silence_routes import router as silences_router
 from audit.floods import AuthFailureLimiter
 from audit.report_routes import router as report_router
 from audit.routes import router as audit_router
 from iam.routes import router as iam_router
+from ingest.metric_filter_routes import router as metric_filter_router
 from ingest.metric_routes import router as metric_ingest_router
 from ingest.routes import router as logs_router
 from query.metric_routes import router as metric_query_router
@@ -27,9 +30,12 @@ from web.routes import router as web_router
 
 DEFAULT_ROUTERS = (
     logs_router,
+    metric_filter_router,
     query_router,
     metric_ingest_router,
     metric_query_router,
+    silences_router,  # before alarms_router, whose /{name} would take its paths
+    alarms_router,
     iam_router,
     audit_router,
     report_router,

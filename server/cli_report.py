@@ -1,9 +1,10 @@
-"""``watchkeep audit report`` and ``watchkeep audit report-verify``: signed audit reports.
+"""``watchkeep audit report``, ``report-verify`` and ``report-ack``: signed audit reports.
 
 ``report`` asks a running server (GenerateReport) and writes the report and its detached
 signature, ``<file>.sig.json``, side by side. ``report-verify`` needs no server: it checks a
 report file against its sidecar with a public key given out of band (exit 0 valid, 1 invalid,
-2 when it cannot check). ``register(audit_app)`` adds both to the ``audit`` sub-app.
+2 when it cannot check). ``report-ack`` records a review (AcknowledgeAuditReport) and writes
+the answer to ``<file>.ack.json``. ``register(audit_app)`` adds them to the ``audit`` sub-app.
 """
 
 from __future__ import annotations
@@ -22,9 +23,18 @@ from audit.reports import SIDECAR_SUFFIX, TEMPLATES, check_report, render_sideca
 from audit.reports.sidecar import SHA256_HEADER, SIDECAR_HEADER
 from audit.signing import SigningKeyError, load_public_key
 from audit.verify_report import EXIT_CONFIG, EXIT_INVALID
-from server.cli_http import DEFAULT_SERVER, KeyOption, ServerOption, client, fail, request
+from server.cli_http import (
+    DEFAULT_SERVER,
+    KeyOption,
+    ServerOption,
+    call,
+    client,
+    fail,
+    request,
+)
 
 _NAMES = ", ".join(TEMPLATES)
+ACK_SUFFIX = ".ack.json"
 
 
 def report_command(
@@ -128,10 +138,48 @@ def report_verify_command(
     )
 
 
+def report_ack_command(
+    report_id: Annotated[
+        str | None, typer.Option(help="The reportId (default: read from FILE's sidecar).")
+    ] = None,
+    file: Annotated[
+        Path | None, typer.Option("--file", help="The report reviewed: pins its SHA-256.")
+    ] = None,
+    notes: Annotated[str | None, typer.Option(help="Review notes, exceptions followed up.")] = None,
+    server: ServerOption = DEFAULT_SERVER,
+    key: KeyOption = None,
+) -> None:
+    """Record that you reviewed a report (AcknowledgeAuditReport); write FILE.ack.json."""
+    body: dict[str, Any] = {"report_id": report_id, "notes": notes}
+    if file is not None:
+        try:
+            data = file.read_bytes()
+            sidecar = json.loads(file.with_name(file.name + SIDECAR_SUFFIX).read_bytes())
+        except (OSError, ValueError) as exc:
+            fail(f"cannot read the report or its {SIDECAR_SUFFIX}: {exc}")
+        if sidecar.get("sha256") != sha256_hex(data):
+            fail(f"{file} does not match its signature file: it was changed after signing")
+        body.update(report_sha256=sha256_hex(data), template=sidecar.get("template"))
+        body["report_id"] = report_id or sidecar.get("reportId")
+    if not body["report_id"]:
+        raise typer.BadParameter("give --report-id or --file", param_hint="--report-id")
+    with client(server, key) as http:
+        answer = call(http, "POST", "/api/v1/audit/report/ack", json=body)
+    if file is not None:
+        ack_path = file.with_name(file.name + ACK_SUFFIX)
+        ack_path.write_text(json.dumps(answer, indent=2, ensure_ascii=False) + "\n")
+        typer.echo(f"wrote {ack_path}")
+    typer.echo(
+        f"acknowledged report {answer['reportId']} as {answer['reviewedBy'].get('arn')} at "
+        f"{answer['reviewedAt']}"
+    )
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``report`` and ``report-verify`` to the ``audit`` sub-app."""
+    """Add ``report``, ``report-verify`` and ``report-ack`` to the ``audit`` sub-app."""
     app.command("report")(report_command)
     app.command("report-verify")(report_verify_command)
+    app.command("report-ack")(report_ack_command)
 
 
 def _fetch(http: httpx.Client, params: dict[str, Any]) -> httpx.Response:
@@ -162,4 +210,4 @@ def _unchecked(message: str) -> NoReturn:
     raise typer.Exit(EXIT_CONFIG)
 
 
-__all__ = ["register", "report_command", "report_verify_command"]
+__all__ = ["register", "report_ack_command", "report_command", "report_verify_command"]

@@ -1,4 +1,4 @@
-"""``watchkeep audit verify|keygen|export``: integrity of the audit trail, from files alone.
+"""``watchkeep audit verify|keygen|rotate-key|export``: integrity of the audit trail, from files.
 
 These verbs never talk to the server (except ``verify --server``, which asks it for its live
 head): they read the data directory, or a copy of it, so they work while the server is stopped.
@@ -17,10 +17,13 @@ from typing import Annotated, NoReturn
 import typer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from audit.rotation import RotationError, rotate_offline
 from audit.signing import (
     SigningKeyError,
+    ensure_signing_key,
     fingerprint,
     generate_key,
+    load_private_key,
     load_public_key,
     public_key_pem,
 )
@@ -136,6 +139,45 @@ def keygen_command(
     )
 
 
+def rotate_key_command(
+    new_key: Annotated[
+        Path, typer.Option("--new-key", help="The new private key (created if it does not exist).")
+    ],
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    key_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--key-file",
+            envvar="WATCHKEEP_AUDIT_SIGNING_KEY_FILE",
+            help="The current signing key (default: DATA_DIR/audit-signing.key).",
+        ),
+    ] = None,
+    trail: Annotated[str, typer.Option(help="Trail name.")] = TRAIL_NAME,
+    force: Annotated[
+        bool, typer.Option(help="Rotate although the trail did not end in a shutdown digest.")
+    ] = False,
+) -> None:
+    """Hand digest signing over to a new key, signed by the old one (server stopped)."""
+    root = data_dir / "audit" / trail
+    try:
+        old = load_private_key(key_file or data_dir / "audit-signing.key")
+        new, generated = ensure_signing_key(new_key)
+        rotation = rotate_offline(root, old, new, force=force)
+    except (SigningKeyError, RotationError) as exc:
+        fail(str(exc))
+    if generated:
+        typer.echo(public_key_pem(new.public_key()), nl=False)
+    typer.echo(
+        f"rotated: {rotation.digest_path.relative_to(root)} signed by "
+        f"{rotation.previous_fingerprint} hands over to {rotation.fingerprint}"
+    )
+    typer.echo(
+        f"Start the server with WATCHKEEP_AUDIT_SIGNING_KEY_FILE={new_key}, give auditors the new "
+        "public key, and keep the old one pinned: verify follows the rotation either way.",
+        err=True,
+    )
+
+
 def export_command(
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     to: Annotated[Path, typer.Option("--to", help="Directory to copy into.")] = Path("."),
@@ -172,9 +214,10 @@ def export_command(
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``verify``, ``keygen`` and ``export`` to the ``audit`` sub-app."""
+    """Add ``verify``, ``keygen``, ``rotate-key`` and ``export`` to the ``audit`` sub-app."""
     app.command("verify")(verify_command)
     app.command("keygen")(keygen_command)
+    app.command("rotate-key")(rotate_key_command)
     app.command("export")(export_command)
 
 
@@ -203,4 +246,10 @@ def _config_error(message: str) -> NoReturn:
     raise typer.Exit(EXIT_CONFIG)
 
 
-__all__ = ["export_command", "keygen_command", "register", "verify_command"]
+__all__ = [
+    "export_command",
+    "keygen_command",
+    "register",
+    "rotate_key_command",
+    "verify_command",
+]

@@ -23,12 +23,16 @@ from audit.digests import Digester
 from audit.hashing import AuditHasher, random_key_file
 from audit.lookup import EventLookup, RateLimiter
 from audit.record import Account
+from audit.retention import check_retention_days, prune_audit_trail
+from audit.self_verify import SelfVerifier
 from audit.signing import ensure_signing_key, fingerprint
 from audit.trail import AuditTrail, TrailConfig
 from iam import KeyRing, SecretBox, load_master_key
 from iam.directory import Directory
 from iam.matching import RequestContext
+from ingest.metric_filters import MetricFilterRegistry
 from query.service import QueryService
+from server.alarm_runtime import open_alarms
 from server.gate import Services
 from server.scheduler import Scheduler
 from server.settings import Settings
@@ -53,6 +57,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.store = store
     with store.cursor() as conn:
         saved_queries.ensure_schema(conn)
+    app.state.metric_filters = metric_filters = MetricFilterRegistry(store.cursor)
+    metric_filters.open()
     app.state.queries = queries = QueryService(store, account_id=settings.account_id)
     metrics = MetricStore(
         MetricStoreConfig.from_store_config(settings.store_config()), store.cursor
@@ -69,6 +75,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.directory = services.directory
     services.trail = trail = _open_trail(settings)
     services.digester = digester = _open_digester(settings, trail)
+    check_retention_days(
+        settings.audit_retention_days, allow_short=settings.audit_allow_short_retention
+    )
+    app.state.audit_self_verify = SelfVerifier(trail, digester)
     trail.append_service_event(
         "ServerStarted",
         {"version": app.version, "pid": os.getpid(), "dataDir": str(settings.data_dir.resolve())},
@@ -81,6 +91,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     app.state.audit_rate = RateLimiter(settings.audit_lookup_rate)
     app.state.audit_hasher = AuditHasher.from_file(settings.audit_dir / "state" / "hmac-v1.key")
+    app.state.alarms_runtime = runtime = open_alarms(
+        settings, store, metrics, trail, account(settings)
+    )
+    app.state.alarms, app.state.outbox = runtime.engine, runtime.outbox
     scheduler = Scheduler()
     recovery = asyncio.create_task(_recover(app, store, metrics, scheduler, settings))
     try:
@@ -89,7 +103,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services.ready = False
         await recovery
         scheduler.shutdown()
+        await asyncio.to_thread(runtime.close)
         await asyncio.to_thread(queries.close)
+        metric_filters.close()
         _write_flood_summaries(services)
         services.directory.usage.flush()
         try:
@@ -116,11 +132,28 @@ async def _recover(
     scheduler.every(1.0, metrics.flush, name="metric-flush")
     scheduler.every(60.0, metrics.compact, name="metric-compact")
     scheduler.every(settings.retention_interval_s, metrics.apply_retention, name="metric-retention")
+    scheduler.every(settings.retention_interval_s, metrics.roll_up, name="metric-rollup")
     scheduler.every(5.0, services.trail.maybe_seal, name="audit-seal")
     # A 5 s tick keeps each digest within 5 s of its interval.
     scheduler.every(5.0, services.digester.maybe_write_digest, name="audit-digest")
     scheduler.every(10.0, services.directory.usage.flush, name="key-usage")
+    scheduler.every(
+        settings.audit_self_verify_interval_s,
+        app.state.audit_self_verify.run,
+        name="audit-self-verify",
+    )
+    scheduler.every(
+        settings.audit_retention_interval_s,
+        lambda: prune_audit_trail(
+            services.trail,
+            services.digester,
+            retention_days=settings.audit_retention_days,
+            allow_short=settings.audit_allow_short_retention,
+        ),
+        name="audit-retention",
+    )
     scheduler.every(60.0, lambda: _write_flood_summaries(services), name="audit-floods")
+    app.state.alarms_runtime.start(scheduler)
     scheduler.start()
     services.ready = True
     log.info("ready in %.2f s (data in %s)", time.monotonic() - started, settings.data_dir)

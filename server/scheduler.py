@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
 log = logging.getLogger(__name__)
+# Aligned jobs start this long after their instant, so that the instant has surely passed.
+_ALIGN_MARGIN_S = 0.2
 
 
 class Scheduler:
@@ -23,8 +27,14 @@ class Scheduler:
             timezone="UTC",
         )
 
-    def every(self, seconds: float, job: Callable[[], Any], *, name: str) -> None:
-        """Run ``job`` every ``seconds``; an exception is logged and the job runs again later."""
+    def every(
+        self, seconds: float, job: Callable[[], Any], *, name: str, aligned: bool = False
+    ) -> None:
+        """Run ``job`` every ``seconds``; an exception is logged and the job runs again later.
+
+        ``aligned`` runs it just after each multiple of ``seconds`` of the Unix clock, where
+        alarm evaluation instants fall (spec §5.3).
+        """
 
         def run() -> None:
             try:
@@ -32,7 +42,13 @@ class Scheduler:
             except Exception:
                 log.exception("scheduled job %s failed", name)
 
-        self._scheduler.add_job(run, "interval", seconds=seconds, id=name, name=name)
+        start = None
+        if aligned:
+            now = time.time()
+            start = datetime.fromtimestamp(now - now % seconds + seconds + _ALIGN_MARGIN_S, UTC)
+        self._scheduler.add_job(
+            run, "interval", seconds=seconds, id=name, name=name, start_date=start
+        )
 
     def start(self) -> None:
         self._scheduler.start()

@@ -57,6 +57,12 @@ class Settings(BaseSettings):
     audit_checkpoint_every: int = Field(default=1000, gt=0)
     # Where every digest is also sent: "file:/other/volume/anchors.jsonl", "stdout", URLs.
     audit_anchors: list[str] = Field(default_factory=list)
+    # Sealed audit segments are pruned after this many days, with a signed retention digest
+    # (spec audit §4.2.7); under 365 days only with the explicit opt-in.
+    audit_retention_days: int = Field(default=400, gt=0)
+    audit_allow_short_retention: bool = False
+    audit_retention_interval_s: float = Field(default=3600.0, gt=0)
+    audit_self_verify_interval_s: float = Field(default=3600.0, gt=0)
 
     @field_validator("admin_key")
     @classmethod

@@ -146,6 +146,10 @@ def _split_by_day(table: pa.Table) -> list[tuple[int, pa.Table]]:
 
 def _describe(data_dir: Path, path: Path, day_ms: int, part: pa.Table) -> MetricSegment:
     ts = pc.min_max(part.column("ts_ms")).as_py()
+    # A raw row's granularity is its storage resolution, a rolled-up row's its tier.
+    resolution = part.column("storage_resolution")
+    if "rollup_s" in part.column_names:
+        resolution = pc.coalesce(part.column("rollup_s"), resolution)
     return MetricSegment(
         path=str(path.relative_to(data_dir)),
         day_ms=day_ms,
@@ -153,4 +157,5 @@ def _describe(data_dir: Path, path: Path, day_ms: int, part: pa.Table) -> Metric
         max_ts=ts["max"],
         row_count=part.num_rows,
         size_bytes=path.stat().st_size,
+        resolution_s=int(pc.min(resolution).as_py()),
     )

@@ -7,7 +7,11 @@ that keeps the table, because imports run ``ingest/query -> store -> core``.
 The metric table (DESIGN.md, Contracts) holds one row per datum: ``namespace``, ``metric_name``,
 ``dims``, ``dimensions``, ``ts_ms``, ``unit``, ``storage_resolution``, ``sample_count``, ``sum``,
 ``minimum``, ``maximum``, ``values``, ``counts``. A statistic set has empty ``values``/``counts``;
-a single value ``v`` is ``[v]``/``[1]``.
+a single value ``v`` is ``[v]``/``[1]``. Three more columns describe rolled-up rows (spec §1.8,
+``store.metric_rollup``) and are NULL on every raw row, so writers may leave them out:
+``rollup_s`` (the bucket width the row stands for: 60, 300 or 3600), ``sketch_keys`` and
+``sketch_counts`` (the log-bucket histogram of its samples, ``store.metric_sketch``; NULL when the
+row merged a statistic set of several values, whose samples nobody knows).
 
 ``dims`` is the identity of a dimension set: ``name=value`` pairs sorted by name (code point
 order) and joined with ``,``; a ``\\``, ``,`` or ``=`` inside a name or value is escaped with a
@@ -31,7 +35,9 @@ __all__ = [
     "METRIC_SCHEMA",
     "STANDARD_RESOLUTION",
     "UNITS",
+    "ROLLUP_COLUMNS",
     "canonical_dims",
+    "conform_rows",
     "datum_row",
     "dimension_name_problem",
     "dimension_value_problem",
@@ -77,8 +83,13 @@ METRIC_SCHEMA = pa.schema(
         ("maximum", pa.float64()),
         ("values", pa.list_(pa.float64())),
         ("counts", pa.list_(pa.float64())),
+        ("rollup_s", pa.int32()),
+        ("sketch_keys", pa.list_(pa.int32())),
+        ("sketch_counts", pa.list_(pa.float64())),
     ]
 )
+# Appended last, so that segments written before roll-ups existed stay readable by name.
+ROLLUP_COLUMNS = ("rollup_s", "sketch_keys", "sketch_counts")
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _ESCAPE = re.compile(r"([\\,=])")
@@ -265,3 +276,20 @@ def datum_row(
         "values": [float(v) for v in values],
         "counts": weights,
     }
+
+
+def conform_rows(rows: pa.Table) -> pa.Table:
+    """Rows in the metric table's column order and types; ValueError names what is missing.
+
+    The roll-up columns may be absent (raw rows from writers and segments that predate them):
+    they become NULL.
+    """
+    missing = [name for name in METRIC_SCHEMA.names if name not in rows.column_names]
+    required = [name for name in missing if name not in ROLLUP_COLUMNS]
+    if required:
+        raise ValueError(f"metric rows lack the columns {', '.join(required)}")
+    for name in missing:
+        rows = rows.append_column(
+            METRIC_SCHEMA.field(name), pa.nulls(rows.num_rows, METRIC_SCHEMA.field(name).type)
+        )
+    return rows.select(METRIC_SCHEMA.names).cast(METRIC_SCHEMA)

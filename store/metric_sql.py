@@ -36,19 +36,24 @@ def read_sql(
 ) -> tuple[str, list[Any]]:
     """``sql`` (which may begin with its own ``WITH``) over the relation ``metrics``.
 
-    The relation holds the rows of the segments and (if ``memory``) of ``wk_metrics_mem``
-    with ``start_ms <= ts_ms < end_ms``.
+    The relation holds the rows of the segments and of ``wk_metrics_mem`` (which the caller
+    always registers, empty or not; ``memory`` is kept for callers) with
+    ``start_ms <= ts_ms < end_ms``, raw and rolled-up rows alike (``store.metric_model``).
     """
     parts, head = [], []
     if segment_paths:
         # The date=… folders are layout, not data: without hive_partitioning = false DuckDB
-        # would add a ``date`` column to the relation.
-        parts.append("SELECT * FROM read_parquet(?, hive_partitioning = false)")
+        # would add a ``date`` column to the relation. Segments from before the roll-up
+        # columns lack them: union_by_name reads them as NULL.
+        parts.append(
+            "SELECT * FROM read_parquet(?, hive_partitioning = false, union_by_name = true)"
+        )
         head.append(list(segment_paths))
-    if memory or not parts:
-        parts.append(f"SELECT * FROM {MEMTABLE}")
+    # The memtable (empty or not) always has every column, so the union by name does too.
+    parts.append(f"SELECT * FROM {MEMTABLE}")
     relation = (
-        f"metrics AS (SELECT * FROM ({' UNION ALL '.join(parts)}) WHERE ts_ms >= ? AND ts_ms < ?)"
+        f"metrics AS (SELECT * FROM ({' UNION ALL BY NAME '.join(parts)}) "
+        "WHERE ts_ms >= ? AND ts_ms < ?)"
     )
     body = sql.lstrip()
     if body[:4].upper() == "WITH" and body[4:5].isspace():

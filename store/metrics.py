@@ -12,9 +12,11 @@ at or below the watermark, so a crash at any point of a flush neither loses nor 
 The catalog tables (``store.metric_catalog``) live in the log store's DuckDB database: DuckDB
 allows one process per file, so the store takes a connection factory (the log ``Store.cursor``).
 
-Retention keeps raw rows for ``raw_retention_days`` (15 by default, the first tier of spec §1.8)
-and then drops whole day partitions. Roll-ups into 5-minute and hourly buckets are a later slice:
-until then, data older than the raw horizon is gone, not coarsened.
+Raw rows are kept until they pass a horizon of spec §1.8 (``MetricStoreConfig.tiers``); then
+``roll_up`` merges them into 60 s, 300 s and 3600 s rows with log-bucket histograms
+(``store.metric_rollup``), and ``apply_retention`` drops whole days past the last horizon (455
+days). A read sees every tier at once: each datum lives in exactly one of them, and the
+statistics SQL uses only the rolled-up rows that fit its buckets (``query.metrics.statistics``).
 """
 
 from __future__ import annotations
@@ -38,10 +40,12 @@ from store.commit import CommitLog, PendingAppend
 from store.idempotency import IdempotencyKeys
 from store.ipc import from_ipc, to_ipc
 from store.layout import WAL_DIR, wal_generation
+from store.metric_catalog import MetricSegment
 from store.metric_config import MetricStoreConfig
 from store.metric_lake import DAY_MS, MetricLake, day_floor_ms, remove_orphans
 from store.metric_memtable import MetricBatch, MetricMemtable
-from store.metric_model import METRIC_SCHEMA
+from store.metric_model import METRIC_SCHEMA, conform_rows
+from store.metric_rollup import RollupHook, RollupTask, plan_rollups, rolled_rows
 from store.metric_sql import MEMTABLE, ListedMetric, list_metrics_sql, read_sql
 from store.recovery import replay_wal
 
@@ -59,7 +63,8 @@ class MetricStore:
 
     Lifecycle: ``open()`` (catalog tables, orphan clean-up), ``recover()`` (WAL replay; reads
     and writes are refused until it is done), then ``put``/``query``/``list_metrics``; the
-    scheduler calls ``flush``, ``compact`` and ``apply_retention``; ``close()`` flushes.
+    scheduler calls ``flush``, ``compact``, ``roll_up`` and ``apply_retention``; ``close()``
+    flushes.
     ``connect`` returns a new DuckDB cursor on the data directory's catalog database.
     """
 
@@ -148,7 +153,7 @@ class MetricStore:
         not stored twice.
         """
         self._check_accepting()
-        table = rows if rows.schema.equals(METRIC_SCHEMA) else _conform(rows)
+        table = rows if rows.schema.equals(METRIC_SCHEMA) else conform_rows(rows)
         answer = response if response is not None else {"accepted": table.num_rows}
         if idempotency_key is not None:
             replay = self._idempotency.claim(idempotency_key)
@@ -193,7 +198,8 @@ class MetricStore:
         if header.get("kind") != "metrics" or header["seq"] <= self._flushed_seq:
             return False
         self._next_seq = max(self._next_seq, header["seq"] + 1)
-        self._add_to_memtable(header, from_ipc(payload))
+        # WAL records written before the roll-up columns existed lack them.
+        self._add_to_memtable(header, conform_rows(from_ipc(payload)))
         return True
 
     def _add_to_memtable(self, header: dict[str, Any], table: pa.Table) -> None:
@@ -348,34 +354,69 @@ class MetricStore:
                 self.config.compact_min_segments, self.config.compact_small_rows
             ):
                 tables = [
-                    pq.read_table(self.config.data_dir / s.path, partitioning=None) for s in old
+                    conform_rows(pq.read_table(self.config.data_dir / s.path, partitioning=None))
+                    for s in old
                 ]
-                new = lake.write(tables)
-                try:
-                    with self._catalog_lock:
-                        conn = self._catalog_()
-                        conn.begin()
-                        catalog.delete_segments(conn, [s.path for s in old])
-                        catalog.insert_segments(conn, new)
-                        conn.commit()
-                except BaseException:
-                    self._rollback()
-                    lake.delete_files(new)
-                    raise
-                with self._view_lock:
-                    lake.publish(new, removed=old)
+                self._swap_segments(old, lake.write(tables))
                 merged += len(old)
         lake.purge_doomed(self.config.file_grace_s)
         return merged
 
-    def apply_retention(self, *, dry_run: bool = False) -> list[int]:
-        """Drop whole days of raw rows older than the raw horizon; return their ``day_ms``.
+    def roll_up(
+        self, *, now_ms: int | None = None, hook: RollupHook | None = None
+    ) -> list[RollupTask]:
+        """Merge the days past a horizon into their coarser tier (spec §1.8); the tasks done.
 
-        A day goes once every datapoint it can hold is older than ``raw_retention_days``.
-        The metric index forgets metrics with no datapoint left.
+        Idempotent: a day is rolled up once, and a second run finds nothing to do. ``now_ms``
+        defaults to the store's clock; ``hook`` lets tests crash between the steps.
         """
         lake = self._lake_()
-        horizon_ms = self._now_ms() - self.config.raw_retention_days * DAY_MS
+        now = self._now_ms() if now_ms is None else now_ms
+        done = []
+        with self._flush_lock:
+            for task in plan_rollups(lake.all_segments(), now, self.config.tiers):
+                rows = rolled_rows(task, self.config.data_dir, self._connect)
+                self._swap_segments(list(task.sources), lake.write([rows]), hook)
+                done.append(task)
+        lake.purge_doomed(self.config.file_grace_s)
+        return done
+
+    def _swap_segments(
+        self, old: list[MetricSegment], new: list[MetricSegment], hook: RollupHook | None = None
+    ) -> None:
+        """Replace ``old`` by the written ``new`` in one catalog transaction, then publish.
+
+        Until the commit the catalog names only ``old``, after it only ``new``: a crash on
+        either side leaves files that no catalog row names, which ``open`` deletes.
+        """
+        lake = self._lake_()
+        try:
+            if hook is not None:
+                hook("written")
+            with self._catalog_lock:
+                conn = self._catalog_()
+                conn.begin()
+                catalog.insert_segments(conn, new)
+                if hook is not None:
+                    hook("inserted")
+                catalog.delete_segments(conn, [s.path for s in old])
+                conn.commit()
+        except BaseException:
+            self._rollback()
+            lake.delete_files(new)
+            raise
+        with self._view_lock:
+            lake.publish(new, removed=old)
+
+    def apply_retention(self, *, dry_run: bool = False, now_ms: int | None = None) -> list[int]:
+        """Drop whole days past the last horizon (spec §1.8: 455 days); return their ``day_ms``.
+
+        A day goes once every datapoint it can hold is older than ``tiers.hour_ms``, rolled up
+        or not. The metric index forgets metrics with no datapoint left.
+        """
+        lake = self._lake_()
+        now = self._now_ms() if now_ms is None else now_ms
+        horizon_ms = now - self.config.tiers.hour_ms
         with self._flush_lock:
             days = lake.days()
             expired = sorted(day for day in days if day + DAY_MS <= horizon_ms)
@@ -388,16 +429,14 @@ class MetricStore:
                 try:
                     catalog.delete_segments(conn, [s.path for s in doomed])
                     catalog.prune_index(conn, day_floor_ms(horizon_ms))
-                    catalog.prune_idempotency_keys(
-                        conn, self._now_ms() - self.config.idempotency_window_ms
-                    )
+                    catalog.prune_idempotency_keys(conn, now - self.config.idempotency_window_ms)
                     conn.commit()
                 except BaseException:
                     self._rollback()
                     raise
             with self._view_lock:
                 lake.publish((), removed=doomed)
-        self._idempotency.prune(self._now_ms() - self.config.idempotency_window_ms)
+        self._idempotency.prune(now - self.config.idempotency_window_ms)
         return expired
 
     def stats(self) -> dict[str, Any]:
@@ -459,11 +498,3 @@ class MetricStore:
         if self._commit is None:
             raise Unavailable("the metric store is not open")
         return self._commit
-
-
-def _conform(rows: pa.Table) -> pa.Table:
-    """Rows in the metric table's column order and types (a ValueError names what is off)."""
-    missing = [name for name in METRIC_SCHEMA.names if name not in rows.column_names]
-    if missing:
-        raise ValueError(f"metric rows lack the columns {', '.join(missing)}")
-    return rows.select(METRIC_SCHEMA.names).cast(METRIC_SCHEMA)

@@ -44,10 +44,12 @@ GAP_CODES = frozenset(
     }
 )
 REVIEW_NOTE = (
-    "Review acknowledgements (`watchkeep audit report ack`, AcknowledgeAuditReport) are not "
-    "produced by watchkeep yet: the reviewer block is left for the reviewer to fill in on a "
-    "printed or countersigned copy."
+    "The signed report cannot change after it is generated, so its reviewer block stays open: "
+    "record the review with `watchkeep audit report-ack --report-id <reportId>` "
+    "(AcknowledgeAuditReport). The acknowledgement is a record in the audit trail (report Q9 "
+    "lists them) and is returned as <file>.ack.json."
 )
+TIME_ZONE = "UTC"  # every time in a report, as in the trail
 
 
 class ReportError(WatchkeepError):
@@ -111,7 +113,8 @@ def build_report(
         scan_from = spec.start
         if section.baseline:
             scan_from -= timedelta(days=int(spec.params["baseline_days"]))
-        result = query(fill(section.sql, fragments), scan_from, spec.end)
+        sql = fill(section.sql, fragments)
+        result = query(sql, scan_from, spec.end)
         sections.append(
             SectionResult(
                 section.key,
@@ -121,6 +124,7 @@ def build_report(
                 result.rows,
                 result.truncated,
                 section.chart,
+                query=_dedent(sql),
             )
         )
         if result.truncated:
@@ -142,6 +146,7 @@ def build_report(
             "reviewedBy": None,
             "reviewedAt": None,
             "notes": None,
+            "acknowledgeWith": "watchkeep audit report-ack --report-id <reportId> --file FILE",
         },
     )
 
@@ -159,6 +164,7 @@ def _scope(spec: ReportSpec, source: ReportSource, now: datetime) -> dict[str, A
         "region": account.region,
         "start": _iso(spec.start),
         "end": _iso(spec.end),
+        "timeZone": TIME_ZONE,
         "generator": f"watchkeep {source.version}",
         "generatedAt": _iso(now),
         "generatedBy": dict(spec.generated_by),
@@ -256,6 +262,10 @@ def _coverage(
         ],
         "notYetSigned": [f.message for f in findings if f.code == "TAIL_UNSIGNED"],
     }
+
+
+def _dedent(sql: str) -> str:
+    return "\n".join(line.strip() for line in sql.strip().splitlines() if line.strip())
 
 
 def _records(result: AuditQueryResult) -> list[dict[str, Any]]:

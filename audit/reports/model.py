@@ -75,6 +75,7 @@ class SectionResult:
     rows: list[list[Any]]
     truncated: bool = False
     chart: Chart | None = None
+    query: str = ""  # the SQL as run, placeholders filled in (over the ``events`` view)
 
     def records(self) -> list[dict[str, Any]]:
         return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
@@ -88,6 +89,7 @@ class SectionResult:
             "rowCount": len(self.rows),
             "truncated": self.truncated,
             "chart": self.chart.to_json() if self.chart else None,
+            "query": self.query or None,
             "rows": self.records(),
         }
 

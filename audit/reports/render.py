@@ -63,6 +63,7 @@ def render_csv(report: Report) -> bytes:
                 ("template", report.template.name),
                 ("intent", report.template.intent),
                 *((f"parameter.{k}", v) for k, v in report.params.items()),
+                *((f"query.{s.key}", s.query) for s in report.sections if s.query),
             ],
         ),
         ("scope", "Scope", ("field", "value"), _flat(report.scope)),

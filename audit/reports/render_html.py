@@ -170,12 +170,17 @@ def _section(section: SectionResult) -> str:
         else ""
     )
     description = f"<p>{_e(section.description)}</p>" if section.description else ""
+    query = (
+        f"<details><summary>Query</summary><pre>{_e(section.query)}</pre></details>"
+        if section.query
+        else ""
+    )
     return (
         f'<section id="section-{_e(section.key)}" class="report-section">'
         f"<h2>{_e(section.title)} <span class='sub'>({_rows(len(section.rows))})</span></h2>"
         f"{description}{chart}"
         f"{_table(section.columns, section.rows, 'No matching records in the range.')}"
-        f"{truncated}</section>"
+        f"{truncated}{query}</section>"
     )
 
 

@@ -5,6 +5,7 @@ the sample and dimension values out of a ``MatchResult``. No I/O here.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from core.errors import BadRequest
 from ingest.filter_pattern.matching import to_number
@@ -92,3 +93,50 @@ def dimension_values(result: MatchResult, dimensions: Mapping[str, str]) -> dict
         else:
             values[name] = found if isinstance(found, str) else repr(found)
     return values
+
+
+def duckdb_json_path(selector: str) -> str:
+    """A JSON selector (``$.a.b[0]``) as a DuckDB JSON path, every key quoted."""
+    path = parse_selector(selector).path
+    return "$" + "".join(f"[{p}]" if isinstance(p, int) else f'."{p}"' for p in path)
+
+
+def render_field(value: Any) -> str:
+    """A field's value as TestMetricFilter shows it: text as is, other scalars as JSON."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    return repr(value)
+
+
+# The SQL readings below mirror ``metric_sample`` and ``dimension_values`` for JSON selectors,
+# so that a batch's values are read in DuckDB rather than event by event in Python. Each returns
+# a SQL expression over the raw ``message`` column and its ``?`` parameters in text order.
+_NUMERIC_TYPES = "('BIGINT', 'UBIGINT', 'HUGEINT', 'DOUBLE')"
+
+
+def json_number_sql(selector: str) -> tuple[str, list[Any]]:
+    """The number a JSON selector reaches (as ``to_number``), or NULL."""
+    path = duckdb_json_path(selector)
+    number_re = NUMBER.pattern.replace("'", "''")
+    sql = (
+        f"(CASE WHEN json_type(message, ?) IN {_NUMERIC_TYPES} OR (json_type(message, ?) = "
+        f"'VARCHAR' AND regexp_full_match(json_extract_string(message, ?), '{number_re}')) "
+        "THEN TRY_CAST(json_extract_string(message, ?) AS DOUBLE) END)"
+    )
+    return sql, [path] * 4
+
+
+def json_dimension_sql(selector: str) -> tuple[str, list[Any]]:
+    """The text of the scalar a JSON selector reaches (as ``dimension_values``), or NULL."""
+    path = duckdb_json_path(selector)
+    sql = (
+        "(CASE WHEN json_type(message, ?) = 'DOUBLE' "
+        "THEN CAST(CAST(json_extract_string(message, ?) AS DOUBLE) AS VARCHAR) "
+        f"WHEN json_type(message, ?) IN ('VARCHAR', 'BOOLEAN', {_NUMERIC_TYPES[1:-1]}) "
+        "THEN json_extract_string(message, ?) END)"
+    )
+    return sql, [path] * 4

@@ -137,7 +137,13 @@ class MetricStatisticsBody(BaseModel):
 def get_metric_statistics(
     source: MetricSource, body: MetricStatisticsBody, *, now_ms: int
 ) -> dict[str, Any]:
-    """GetMetricStatistics: ``{"label", "datapoints": [...]}`` in ascending time order."""
+    """GetMetricStatistics: ``{"label", "datapoints": [...]}`` in ascending time order.
+
+    SampleCount, Sum, Average, Minimum and Maximum are exact at every age. Extended statistics
+    are exact while the raw samples exist (15 days by default); over rolled-up data (spec §1.8)
+    they come from a log-bucket histogram: percentiles within 1 % relative error, the other
+    order statistics as ``query.metrics.statistics`` describes.
+    """
     dims = check_metric(body.namespace, body.metric_name, body.dimensions)
     statistics = parse_statistics_request(body.statistics, body.extended_statistics)
     window = plan_window(

@@ -11,9 +11,18 @@ from the exact per-row aggregates; only order statistics read the ``values``/``c
 How order statistics are computed: every raw row contributes its ``values`` weighted by its
 ``counts``; a statistic set contributes ``sample_count`` copies of ``minimum`` when it holds one
 value or identical values (§1.3), and otherwise makes its bucket *opaque*: no order statistic
-there (None), while SampleCount, Sum, Average, Minimum and Maximum stay exact. Per bucket, the
-weighted samples are sorted once; a sample of weight ``w`` whose running total is ``upto`` holds
-the ranks ``(upto - w, upto]``, which turns every rank rule of §2.3.2 into sums over overlaps.
+there (None), while SampleCount, Sum, Average, Minimum and Maximum stay exact. A rolled-up row
+(spec §1.8, ``store.metric_rollup``) contributes its histogram: each bucket's count at the
+bucket's representative value (``store.metric_sketch``), clamped to the row's exact minimum and
+maximum. What that returns: percentiles are within 1 % (relative) of the exact nearest-rank
+value, since the representative of the bucket holding rank r is within 1 % of every value in
+it; TM, WM and TS see each sample within 1 %, which bounds them within 1 % when the kept samples
+share a sign (a sum of mixed signs may cancel); TC and PR with value bounds may count a sample
+within 1 % of a bound on the wrong side of it. Reads of recent data (raw rows) stay exact.
+
+Per bucket, the weighted samples are sorted once; a sample of weight ``w`` whose running total
+is ``upto`` holds the ranks ``(upto - w, upto]``, which turns every rank rule of §2.3.2 into
+sums over overlaps.
 No I/O here.
 """
 
@@ -29,6 +38,7 @@ from query.metrics.sql import Sql, join, param, sql
 from query.metrics.statistic import Percentile, Simple, Statistic, Trimmed
 from query.metrics.window import Window
 from store.metric_model import UNITS
+from store.metric_sketch import constant_set_sql, opaque_sql, value_sql
 
 __all__ = [
     "CompiledStatistics",
@@ -236,10 +246,17 @@ def _scan(window_id: int, queries: list[StatisticsQuery], relation: str, ordered
         filters.append(sql("unit = {}", param(unit)))
     if window.high_resolution_only:
         filters.append(Sql("storage_resolution = 1"))
+    tiers = window.rollup_resolutions
+    filters.append(
+        Sql(f"(rollup_s IS NULL OR rollup_s IN ({', '.join(map(str, tiers))}))")
+        if tiers
+        else Sql("rollup_s IS NULL")
+    )
+    lists = ', "values", counts, sketch_keys, sketch_counts' if ordered else ""
     return sql(
         f"""    SELECT {window_id} AS window_id, namespace, metric_name, dims,
            (ts_ms - {{}}) // {{}} AS k, unit,
-           sample_count, "sum", minimum, maximum{', "values", counts' if ordered else ""}
+           sample_count, "sum", minimum, maximum{lists}
     FROM "{relation}"
     WHERE {{}}""",
         param(window.start_ms),
@@ -250,7 +267,7 @@ def _scan(window_id: int, queries: list[StatisticsQuery], relation: str, ordered
 
 def _buckets(ordered: bool) -> str:
     # An opaque bucket holds a statistic set of several different values (module docstring).
-    opaque = 'len("values") = 0 AND sample_count <> 1 AND minimum <> maximum'
+    opaque = opaque_sql()
     return f"""grouped AS (
     SELECT window_id, namespace, metric_name, dims, k, unit,
            sum(sample_count) AS n, sum("sum") AS total, min(minimum) AS low, max(maximum) AS high,
@@ -271,9 +288,10 @@ buckets AS (
 
 # Weighted samples per bucket, each knowing the ranks it holds, then one aggregate per order
 # statistic. Percent bounds keep ranks (low_rank, high_rank]; value bounds keep lower < v <= upper.
-_ORDERED = """series_rows AS (
+_ORDERED = f"""series_rows AS (
     SELECT s.series_id, s.start_ms + r.k * s.period_ms AS bucket_ms,
-           r.sample_count, r.minimum, r.maximum, r."values", r.counts
+           r.sample_count, r.minimum, r.maximum, r."values", r.counts,
+           r.sketch_keys, r.sketch_counts
     FROM rows AS r
     JOIN series AS s USING (window_id, namespace, metric_name, dims)
     WHERE s.series_id IN (SELECT series_id FROM stats)
@@ -285,9 +303,18 @@ samples AS (
         FROM series_rows
         WHERE len("values") > 0
         UNION ALL
+        SELECT series_id, bucket_ms,
+               least(greatest({value_sql("key")}, minimum), maximum) AS v, w
+        FROM (
+            SELECT series_id, bucket_ms, minimum, maximum,
+                   unnest(sketch_keys) AS key, unnest(sketch_counts) AS w
+            FROM series_rows
+            WHERE sketch_keys IS NOT NULL
+        )
+        UNION ALL
         SELECT series_id, bucket_ms, minimum AS v, sample_count AS w
         FROM series_rows
-        WHERE len("values") = 0 AND (sample_count = 1 OR minimum = maximum)
+        WHERE {constant_set_sql()}
     )
 ),
 ranked AS (

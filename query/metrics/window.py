@@ -11,6 +11,8 @@ Decisions (WK):
 - The "too old" rule of §1.8 drops whole buckets: a bucket whose start is older than the horizon
   of the finest tier that can answer the period returns no datapoint.
 - Sub-minute periods read only high-resolution data (§1.6: such buckets find no standard data).
+- Rolled-up rows feed only buckets they fit whole (``Window.rollup_resolutions``); the data of
+  a misaligned bucket in a rolled-up range is missing, like data past a horizon.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.metric_errors import InvalidParameterValue
+from store.metric_config import DEFAULT_TIERS, ROLLUP_RESOLUTIONS_S, Tiers
 
 __all__ = [
+    "DEFAULT_TIERS",
     "HIGH_RESOLUTION_PERIODS",
     "MAX_STATISTICS_DATAPOINTS",
     "Tiers",
@@ -32,20 +36,6 @@ __all__ = [
 HIGH_RESOLUTION_PERIODS = (1, 5, 10, 20, 30)
 MAX_STATISTICS_DATAPOINTS = 1_440  # GetMetricStatistics, spec §2.2
 _MINUTE_MS = 60_000
-_DAY_MS = 86_400_000
-
-
-@dataclass(frozen=True, slots=True)
-class Tiers:
-    """How long each granularity is kept (spec §1.8); operators may change them."""
-
-    sub_minute_ms: int = 3 * 3_600_000
-    minute_ms: int = 15 * _DAY_MS
-    five_minutes_ms: int = 63 * _DAY_MS
-    hour_ms: int = 455 * _DAY_MS
-
-
-DEFAULT_TIERS = Tiers()
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +58,22 @@ class Window:
     @property
     def high_resolution_only(self) -> bool:
         return self.period_s < 60
+
+    @property
+    def rollup_resolutions(self) -> tuple[int, ...]:
+        """The rolled-up tiers (seconds) whose rows fit whole into this window's buckets.
+
+        A rolled-up row stands for ``[ts, ts + tier)`` and cannot be split: it may feed only
+        buckets whose period is a multiple of the tier and whose start is on the tier's grid.
+        The age rules of §1.8 (``plan_window``) make the data of a readable bucket live in such
+        a tier; this guard keeps a misaligned read (an alarm's sliding buckets on old data, a
+        roll-up that ran with other horizons) from folding a row into the wrong bucket.
+        """
+        return tuple(
+            tier
+            for tier in ROLLUP_RESOLUTIONS_S
+            if self.period_s % tier == 0 and self.start_ms % (tier * 1_000) == 0
+        )
 
     def bucket_starts(self) -> list[int]:
         """Every bucket of the window, readable or not: what FILL and TIME_SERIES fill."""

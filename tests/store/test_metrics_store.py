@@ -270,25 +270,6 @@ def test_the_range_bounds_the_relation(opened: tuple[MetricStore, Catalog]) -> N
     assert [r[3] for r in read(store, NOW_MS - 540_000, NOW_MS - 480_000)] == [2.0]
 
 
-def test_retention_drops_whole_days_older_than_the_raw_horizon(data: Path) -> None:
-    clock = Clock()
-    store, catalog = open_store(data, clock)
-    put(store, rows("old", [1], ts_ms=NOW_MS - 16 * DAY_MS - 60_000))
-    put(store, rows("edge", [2], ts_ms=NOW_MS - 15 * DAY_MS + 60_000))
-    put(store, rows("new", [3], ts_ms=NOW_MS - 60_000))
-    store.flush(force=True)
-    old_day = NOW_MS - 17 * DAY_MS
-    assert store.apply_retention(dry_run=True) == [old_day]
-    assert len(segment_files(data)) == 3
-    assert store.apply_retention() == [old_day]
-    assert [r[0] for r in read(store)] == ["edge", "new"]
-    assert [m.metric_name for m in store.list_metrics()] == ["edge", "new"]
-    assert store._lake is not None
-    store._lake.purge_doomed(0)
-    assert len(segment_files(data)) == 2
-    close(store, catalog)
-
-
 def test_memtable_limit_answers_storage_full_until_a_flush(
     opened: tuple[MetricStore, Catalog], data: Path
 ) -> None:
