@@ -20,6 +20,8 @@ class Scheduler:
         # A flush that overruns its 1 s interval is normal under load; APScheduler would warn
         # about every skipped run. Failures are still logged, by ``every``'s wrapper.
         logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
+        # Every run of every job is logged at INFO: a line a second for the flush alone.
+        logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)
         # Two threads: a slow compaction must not hold back the next flush.
         self._scheduler = BackgroundScheduler(
             executors={"default": {"type": "threadpool", "max_workers": 2}},
