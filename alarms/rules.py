@@ -868,6 +868,9 @@ def _check_target(target: WebhookTarget | ScalingTarget) -> list[tuple[Path_, st
     for secret in secrets:
         if (secret.env is None) == (secret.file is None):
             out.append((("secret",), "a secret is {env: NAME} or {file: PATH}, exactly one"))
+    for name, value in target.headers.items():
+        if not (name + value).isascii():
+            out.append((("headers", name), "header names and values must be ASCII"))
     if target.retry.initial_backoff > target.retry.max_backoff:
         out.append((("retry",), "initial_backoff may not exceed max_backoff"))
     if isinstance(target, ScalingTarget):

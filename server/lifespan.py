@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
+import pyarrow as pa
 from fastapi import FastAPI
 
 from audit.digests import Digester
@@ -38,6 +39,7 @@ from server.scheduler import Scheduler
 from server.settings import Settings
 from store import saved_queries
 from store.engine import Store
+from store.metric_model import METRIC_SCHEMA, datum_row
 from store.metrics import MetricStore, MetricStoreConfig
 
 log = logging.getLogger("watchkeep")
@@ -139,7 +141,7 @@ async def _recover(
     scheduler.every(10.0, services.directory.usage.flush, name="key-usage")
     scheduler.every(
         settings.audit_self_verify_interval_s,
-        app.state.audit_self_verify.run,
+        lambda: _self_verify(app.state.audit_self_verify, metrics),
         name="audit-self-verify",
     )
     scheduler.every(
@@ -157,6 +159,21 @@ async def _recover(
     scheduler.start()
     services.ready = True
     log.info("ready in %.2f s (data in %s)", time.monotonic() - started, settings.data_dir)
+
+
+def _self_verify(verifier: SelfVerifier, metrics: MetricStore) -> None:
+    """Check the trail and count the outcome as ``Watchkeep/Audit`` ``IntegrityFailures`` (0 or
+    1 per run), so that a metric alarm can page on tampering (PCI DSS 10.3.4)."""
+    result = verifier.run()
+    row = datum_row(
+        namespace="Watchkeep/Audit",
+        metric_name="IntegrityFailures",
+        dimensions={},
+        ts_ms=int(time.time() * 1000),
+        unit="Count",
+        values=[0.0 if result["result"] == "valid" else 1.0],
+    )
+    metrics.put(pa.Table.from_pylist([row], schema=METRIC_SCHEMA))
 
 
 def _warn_about_root(services: Services) -> None:
