@@ -4,6 +4,7 @@ API, and (for the browser tests) Debian's headless Chromium driven by Playwright
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import time
 from collections.abc import Iterator
@@ -86,6 +87,119 @@ def _seed(url: str) -> int:
         )
         assert response.status_code == 200, response.text
     return now_ms
+
+
+# The metrics seed (Metrics explorer and Alarms pages): one datum a minute for METRIC_MINUTES
+# minutes back from about now. The web group's CPU is high for its last HOT_MINUTES minutes,
+# so that web-high-cpu (> 80 for 3 of 5) goes to ALARM at its first evaluation.
+METRIC_MINUTES = 180
+HOT_MINUTES = 6
+CPU = ("Shop/EC2", "CPUUtilization")
+RULES_YAML = """\
+alarms:
+  - name: web-high-cpu
+    description: Average CPU of the web group above 80 % in 3 of the last 5 minutes
+    labels: {team: web, severity: page}
+    metric: {namespace: Shop/EC2, name: CPUUtilization, dimensions: {AutoScalingGroupName: web}, unit: Percent}
+    statistic: Average
+    period: 60s
+    evaluation_periods: 5
+    datapoints_to_alarm: 3
+    comparison: ">"
+    threshold: 80
+  - name: web-low-cpu
+    metric: {namespace: Shop/EC2, name: CPUUtilization, dimensions: {AutoScalingGroupName: web}}
+    statistic: Average
+    period: 5m
+    evaluation_periods: 3
+    comparison: "<"
+    threshold: 20
+    treat_missing_data: notBreaching
+  - name: checkout-latency-p99
+    metric: {namespace: Shop/API, name: Latency, dimensions: {Service: checkout}, unit: Milliseconds}
+    statistic: p99
+    period: 60s
+    evaluation_periods: 3
+    comparison: ">="
+    threshold: 900
+  - name: checkout-load
+    description: Checkout requests per second (metric math)
+    query:
+      - {id: requests, metric: {namespace: Shop/API, name: Requests, dimensions: {Service: checkout}}, statistic: Sum, period: 60s}
+      - {id: per_second, expression: "requests / 60", label: Requests per second, return: true}
+    evaluation_periods: 3
+    comparison: ">"
+    threshold: 1
+composites:
+  - name: web-degraded
+    description: CPU or latency in trouble
+    rule: ALARM(web-high-cpu) OR ALARM("checkout-latency-p99")
+"""
+
+
+def web_cpu(i: int) -> float:
+    """The web group's CPU ``i`` minutes back: a slow wave around 45, then HOT_MINUTES hot."""
+    return 92.0 + i if i < HOT_MINUTES else round(45 + 15 * math.sin(i / 12), 3)
+
+
+@pytest.fixture(scope="module")
+def metrics_console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """A server whose rules directory holds RULES_YAML, seeded with metrics (``seed_metrics``)."""
+    data_dir = tmp_path_factory.mktemp("metrics-console") / "data"
+    rules_dir = data_dir / "rules"
+    rules_dir.mkdir(parents=True)
+    (rules_dir / "console.yaml").write_text(RULES_YAML, encoding="utf-8")
+    running = RunningServer(make_settings(data_dir, rules_dir=rules_dir))
+    running.start()
+    running.seeded_at_ms = seed_metrics(running.url)  # type: ignore[attr-defined]
+    yield running
+    running.stop()
+
+
+def seed_metrics(url: str) -> int:
+    """PutMetricData of the metrics seed; returns the minute its datums count back from."""
+    minute_ms = int(time.time() // 60 * 60_000)
+    datums: dict[str, list[dict[str, Any]]] = {"Shop/EC2": [], "Shop/API": []}
+    for i in range(METRIC_MINUTES):
+        ts = minute_ms - i * 60_000 + 1_000
+        for group, value in (("web", web_cpu(i)), ("batch", round(20 + 5 * math.cos(i / 9), 3))):
+            datums["Shop/EC2"].append(
+                {
+                    "metric_name": "CPUUtilization",
+                    "dimensions": {"AutoScalingGroupName": group},
+                    "timestamp": ts,
+                    "value": value,
+                    "unit": "Percent",
+                }
+            )
+        datums["Shop/API"].append(
+            {
+                "metric_name": "Latency",
+                "dimensions": {"Service": "checkout"},
+                "timestamp": ts,
+                "values": [80 + i % 40, 120, 200 + (i * 7) % 150],
+                "counts": [20, 10, 1],
+                "unit": "Milliseconds",
+            }
+        )
+        datums["Shop/API"].append(
+            {
+                "metric_name": "Requests",
+                "dimensions": {"Service": "checkout"},
+                "timestamp": ts,
+                "value": 31 + i % 5,
+                "unit": "Count",
+            }
+        )
+    headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    with httpx.Client(base_url=url, headers=headers, timeout=30) as client:
+        for namespace, metric_data in datums.items():
+            response = client.post(
+                "/api/v1/metrics/data", json={"namespace": namespace, "metric_data": metric_data}
+            )
+            assert response.status_code == 200, response.text
+            assert not response.json().get("rejected"), response.text
+    return minute_ms
 
 
 @pytest.fixture

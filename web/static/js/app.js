@@ -1,14 +1,17 @@
-// The console's shell: sign-in, the navigation and a hash router (#/insights, #/tail, #/audit).
+// The console's shell: sign-in, the navigation and a hash router (#/insights, #/tail, #/metrics,
+// #/alarms, #/alarms/<name>, #/audit): the first path segment picks the page.
 // A page is a module exporting `page = {id, title, section, render(container) -> cleanup}`;
-// adding one (metrics, alarms) means importing it and listing it in PAGES.
+// adding one means importing it and listing it in PAGES.
 
 import { identity, signIn, signOut } from "./api.js";
 import { h } from "./dom.js";
+import { page as alarms } from "./alarms.js";
 import { page as audit } from "./audit.js";
 import { page as insights } from "./insights.js";
+import { page as metrics } from "./metrics.js";
 import { page as tail } from "./tail.js";
 
-export const PAGES = [insights, tail, audit];
+export const PAGES = [insights, tail, metrics, alarms, audit];
 const SECTIONS = ["Logs", "Metrics", "Audit"];
 
 const root = document.getElementById("app");

@@ -7,7 +7,7 @@ import { formatTime } from "./time.js";
 
 export const PALETTE = ["#2563eb", "#d97706", "#059669", "#dc2626", "#7c3aed", "#0891b2", "#db2777", "#65a30d", "#475569", "#ea580c"];
 
-const utc = (ts) => uPlot.tzDate(new Date(ts * 1000), "Etc/UTC");
+export const utc = (ts) => uPlot.tzDate(new Date(ts * 1000), "Etc/UTC");
 
 /**
  * Draw a time chart in `container` and keep it as wide as the container.
@@ -100,7 +100,7 @@ function groupedBars(stepS, index, count) {
 }
 
 /** A UTC tick label: the date at midnight or for day steps, the time of day otherwise. */
-function timeTick(seconds, incrementS) {
+export function timeTick(seconds, incrementS) {
   if (seconds == null) return "";
   const iso = new Date(seconds * 1000).toISOString();
   const day = iso.slice(5, 10);
