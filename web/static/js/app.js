@@ -1,5 +1,5 @@
 // The console's shell: sign-in, the navigation and a hash router (#/insights, #/tail, #/metrics,
-// #/alarms, #/alarms/<name>, #/audit): the first path segment picks the page.
+// #/alarms, #/alarms/<name>, #/audit, #/reports/<template>): the first path segment picks the page.
 // A page is a module exporting `page = {id, title, section, render(container) -> cleanup}`;
 // adding one means importing it and listing it in PAGES.
 
@@ -9,9 +9,10 @@ import { page as alarms } from "./alarms.js";
 import { page as audit } from "./audit.js";
 import { page as insights } from "./insights.js";
 import { page as metrics } from "./metrics.js";
+import { page as reports } from "./reports.js";
 import { page as tail } from "./tail.js";
 
-export const PAGES = [insights, tail, metrics, alarms, audit];
+export const PAGES = [insights, tail, metrics, alarms, audit, reports];
 const SECTIONS = ["Logs", "Metrics", "Audit"];
 
 const root = document.getElementById("app");

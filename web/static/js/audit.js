@@ -50,7 +50,13 @@ class AuditPage {
     this.status = h("div.audit-status", { role: "status" });
     this.table = h("table.audit-events");
     container.replaceChildren(
-      h("div.page-head", {}, h("h1", {}, "Audit trail"), h("p.lede", {}, "Every call to watchkeep's API, allowed or denied, newest first.")),
+      h(
+        "div.page-head",
+        {},
+        h("h1", {}, "Audit trail"),
+        h("p.lede", {}, "Every call to watchkeep's API, allowed or denied, newest first."),
+        h("a.head-link", { href: "#/reports" }, "Reports ›"),
+      ),
       h(
         "section.panel.audit-panel",
         {},
