@@ -21,6 +21,7 @@ from server.cli_alarms import alarms_app
 from server.cli_audit import audit_app
 from server.cli_http import DEFAULT_SERVER, KeyOption, ServerOption, call, client, fail
 from server.cli_iam import groups_app, keys_app, policies_app, users_app
+from server.cli_metrics import metrics_app
 from server.cli_query import query
 
 app = typer.Typer(
@@ -35,6 +36,7 @@ app.add_typer(groups_app, name="groups")
 app.add_typer(policies_app, name="policies")
 app.add_typer(audit_app, name="audit")
 app.add_typer(alarms_app, name="alarms")
+app.add_typer(metrics_app, name="metrics")
 app.command("query")(query)
 
 

@@ -249,6 +249,12 @@ class MetricStore:
         finally:
             cursor.close()
 
+    def segment_files(self, start_ms: int, end_ms: int) -> list[Path]:
+        """The Parquet segments a read of ``[start_ms, end_ms)`` would open (benchmarks, tools)."""
+        with self._view_lock:
+            segments = self._lake_().select(start_ms, end_ms)
+        return [self.config.data_dir / s.path for s in segments]
+
     def list_metrics(
         self,
         *,
