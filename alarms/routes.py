@@ -20,7 +20,7 @@ from alarms.definitions import API_SOURCE
 from alarms.engine import AlarmEngine, Rule
 from alarms.state import STATES, AlarmStatus
 from alarms.store import HistoryQuery
-from core.errors import BadRequest, Unavailable
+from core.errors import BadRequest, Conflict, Unavailable
 from core.operations import Operation, RequestTarget, operation
 from core.timeparse import parse_range_time
 
@@ -176,8 +176,32 @@ async def put_composite_alarm(request: Request, name: str) -> dict[str, Any]:
 @operation(DELETE_ALARM)
 async def delete_alarm(request: Request, name: str) -> dict[str, Any]:
     engine = alarm_engine(request)
+    _refuse_referenced(engine, name)
     await asyncio.to_thread(engine.delete_definition, name)
     return {"deleted": name}
+
+
+class AlarmInUse(Conflict):
+    """Raised when deleting an alarm that a composite alarm still references (spec §5.1)."""
+
+    code = "ResourceInUseException"
+
+
+def _refuse_referenced(engine: AlarmEngine, name: str) -> None:
+    # Checked here so that the caller gets spec §5.1's 409 naming the composites; the engine's
+    # own validation would refuse too, but as an invalid rule (400) of the composite.
+    parents = sorted(
+        composite.name
+        for composite in engine.rules.composites.values()
+        if name in composite.parsed_rule.children
+        or (composite.suppression is not None and composite.suppression.suppressor == name)
+    )
+    if parents:
+        raise AlarmInUse(
+            f"alarm {name!r} is referenced by the composite alarm(s) {', '.join(parents)}; "
+            "delete or change them first",
+            details={"alarm": name, "composites": parents},
+        )
 
 
 class SetStateBody(BaseModel):
@@ -216,8 +240,18 @@ async def _actions(request: Request, name: str, enabled: bool) -> dict[str, Any]
     return alarm_view(engine, engine.lookup(name)[0], status)
 
 
+# Paths under /api/v1/alarms that the GET of an alarm with that name would never reach.
+RESERVED_NAMES = frozenset({"silences", "history", "deliveries", "reload"})
+
+
 async def _put(request: Request, name: str, kind: str) -> dict[str, Any]:
     engine = alarm_engine(request)
+    if name in RESERVED_NAMES:
+        raise BadRequest(
+            f"{name!r} cannot name an alarm created through the API: /api/v1/alarms/{name} "
+            "is another resource; choose another name",
+            details={"field": "name"},
+        )
     document = await _json_object(request)
     named = document.setdefault("name", name)
     if named != name:
@@ -242,7 +276,12 @@ async def _json_object(request: Request) -> dict[str, Any]:
 
 
 class InvalidFormat(BadRequest):
+    """Raised when SetAlarmState's reason data is not a JSON object of at most 4000 chars."""
+
     code = "InvalidFormat"
+
+
+MAX_REASON_DATA_CHARS = 4_000
 
 
 def _reason_data(value: dict[str, Any] | str | None) -> dict[str, Any]:
@@ -250,11 +289,22 @@ def _reason_data(value: dict[str, Any] | str | None) -> dict[str, Any]:
     if value is None:
         return {}
     if isinstance(value, dict):
-        return value
+        return _bounded(value)
     try:
         parsed = orjson.loads(value)
     except orjson.JSONDecodeError as exc:
         raise InvalidFormat(f"reason_data is not valid JSON: {exc}") from None
     if not isinstance(parsed, dict):
         raise InvalidFormat("reason_data must be a JSON object")
-    return parsed
+    return _bounded(parsed)
+
+
+def _bounded(data: dict[str, Any]) -> dict[str, Any]:
+    size = len(orjson.dumps(data).decode())
+    if size > MAX_REASON_DATA_CHARS:
+        raise InvalidFormat(
+            f"reason_data is {size} characters of JSON; StateReasonData is limited to "
+            f"{MAX_REASON_DATA_CHARS} (spec §5.7)",
+            details={"field": "reason_data"},
+        )
+    return data

@@ -13,9 +13,10 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request
 
+from alarms.engine import AlarmEngine
 from alarms.routes import alarm_engine
 from alarms.silences import is_active
-from core.errors import BadRequest, Unavailable
+from core.errors import BadRequest, Conflict, Unavailable
 from core.operations import Operation, RequestTarget, operation
 
 __all__ = ["router"]
@@ -67,21 +68,31 @@ async def put_silence(request: Request) -> dict[str, Any]:
         raise BadRequest(f"the body is not valid JSON: {exc}") from None
     if not isinstance(document, dict):
         raise BadRequest("the body must be a JSON object: one silence as in a rule file")
-    document.setdefault("id", str(uuid.uuid4()))
-    if any(s.id == document["id"] for s in engine.rules.silences) and document["id"] not in set(
-        engine.store.silences()
-    ):
-        raise BadRequest(f"silence {document['id']!r} is defined in a rule file")
+    silence_id = document.setdefault("id", str(uuid.uuid4()))
+    if not isinstance(silence_id, str) or not silence_id:
+        raise BadRequest("the silence's `id` must be a non-empty string", details={"field": "id"})
+    _refuse_file_silence(engine, silence_id)
     await asyncio.to_thread(engine.put_silence, document)
-    return {"id": document["id"]}
+    return {"id": silence_id}
 
 
 @router.delete("/silences/{silence_id}")
 @operation(DELETE_SILENCE)
 async def delete_silence(request: Request, silence_id: str) -> dict[str, Any]:
     engine = alarm_engine(request)
+    _refuse_file_silence(engine, silence_id)
     await asyncio.to_thread(engine.delete_silence, silence_id)
     return {"deleted": silence_id}
+
+
+def _refuse_file_silence(engine: AlarmEngine, silence_id: str) -> None:
+    """A silence from a rule file is changed there, as a file alarm is (409, like alarms)."""
+    in_files = any(s.id == silence_id for s in engine.rules.silences)
+    if in_files and silence_id not in set(engine.store.silences()):
+        raise Conflict(
+            f"silence {silence_id!r} is defined in a rule file; change it there",
+            details={"silence": silence_id},
+        )
 
 
 @router.get("/deliveries")

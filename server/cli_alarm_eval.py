@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -56,7 +57,8 @@ def alarms_eval(
             typer.echo(f"error: {issue}", err=True)
         raise typer.Exit(1) from None
     try:
-        at_ms = parse_range_time(at, now_ms=0)
+        # "now" and "-15m" are relative to the wall clock, as everywhere else.
+        at_ms = parse_range_time(at, now_ms=int(time.time() * 1_000))
     except WatchkeepError as exc:
         fail(f"--at: {exc.message}")
     states = dict(_state_option(item) for item in state or [])

@@ -75,7 +75,8 @@ def alarms_list(
 ) -> None:
     """The server's alarms with their state and reason."""
     params = {k: v for k, v in {"state": state, "prefix": prefix}.items() if v}
-    alarms = call(client(server, key), "GET", "/api/v1/alarms", params=params)["alarms"]
+    with client(server, key) as http:  # closed: the CLI also runs in-process (tests, scripts)
+        alarms = call(http, "GET", "/api/v1/alarms", params=params)["alarms"]
     if as_json:
         typer.echo(json.dumps(alarms, indent=2))
         return
@@ -99,16 +100,16 @@ def alarms_history(
     key: KeyOption = None,
 ) -> None:
     """Alarm history, newest first (kept 30 days, also for deleted alarms)."""
-    http = client(server, key)
     params: dict[str, Any] = {k: v for k, v in {"name": name, "type": item_type}.items() if v}
     items: list[dict[str, Any]] = []
-    while len(items) < limit:
-        params["max_records"] = min(100, limit - len(items))
-        page = call(http, "GET", "/api/v1/alarms/history", params=params)
-        items += page["items"]
-        if not page["next_token"]:
-            break
-        params["next_token"] = page["next_token"]
+    with client(server, key) as http:
+        while len(items) < limit:
+            params["max_records"] = min(100, limit - len(items))
+            page = call(http, "GET", "/api/v1/alarms/history", params=params)
+            items += page["items"]
+            if not page["next_token"]:
+                break
+            params["next_token"] = page["next_token"]
     if as_json:
         typer.echo(json.dumps(items, indent=2))
         return
@@ -131,5 +132,6 @@ def alarms_set_state(
     body: dict[str, Any] = {"state": state, "reason": reason}
     if reason_data is not None:
         body["reason_data"] = reason_data
-    view = call(client(server, key), "POST", f"/api/v1/alarms/{name}/state", json=body)
+    with client(server, key) as http:
+        view = call(http, "POST", f"/api/v1/alarms/{name}/state", json=body)
     typer.echo(f"{view['name']}: {view['state']['value']}")

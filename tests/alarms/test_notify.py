@@ -8,28 +8,23 @@ clock with ``initial_backoff: 0``.
 from __future__ import annotations
 
 import socket
-import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import duckdb
-import orjson
 import pytest
 
 from alarms.notify import Notifier, Outcome
 from alarms.outbox import Delivery, Outbox
 from alarms.rules import ScalingTarget, WebhookTarget
 from alarms.webhook import verify_signature
+from tests.alarms.receiver import CLOSE, SECRET, Receiver, Reply
 
 T0 = 1_767_261_900.0
-SECRET = "whsec_current"
 OLD_SECRET = "whsec_previous"
 
 
@@ -44,132 +39,6 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
-
-
-@dataclass(frozen=True)
-class Reply:
-    status: int = 200
-    headers: dict[str, str] = field(default_factory=dict)
-    delay_s: float = 0.0
-    close: bool = False
-
-
-CLOSE = Reply(close=True)
-
-
-@dataclass(frozen=True)
-class Received:
-    headers: dict[str, str]
-    body: bytes
-    verified: bool
-    reply: Reply
-    at: float
-
-    @property
-    def json(self) -> dict[str, Any]:
-        parsed: dict[str, Any] = orjson.loads(self.body)
-        return parsed
-
-    @property
-    def delivery_id(self) -> str:
-        return self.headers["watchkeep-delivery"]
-
-    @property
-    def attempt(self) -> int:
-        return int(self.headers["watchkeep-attempt"])
-
-    @property
-    def alarm(self) -> str:
-        return str(self.json["alarm"]["name"])
-
-
-class Receiver:
-    """A webhook receiver on 127.0.0.1 that verifies like a real one and replies as scripted."""
-
-    def __init__(self, clock: Callable[[], float]) -> None:
-        self.clock = clock
-        self.secrets = [SECRET.encode()]
-        self.requests: list[Received] = []
-        self._script: dict[str | None, deque[Reply]] = {}
-        self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/hooks/watchkeep"
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,))
-
-    def plan(self, *replies: Reply, alarm: str | None = None) -> None:
-        """Reply with these to the next requests (about ``alarm`` only, if given); then 200."""
-        with self._lock:
-            self._script.setdefault(alarm, deque()).extend(replies)
-
-    def for_alarm(self, alarm: str) -> list[Received]:
-        return [r for r in self.requests if r.alarm == alarm]
-
-    def _next_reply(self, alarm: str | None) -> Reply:
-        with self._lock:
-            for key in (alarm, None):
-                queue = self._script.get(key)
-                if queue:
-                    return queue.popleft()
-        return Reply()
-
-    def _check(self, head: dict[str, str], body: bytes) -> bool:
-        try:
-            parsed = orjson.loads(body)
-            return (
-                head.get("content-type") == "application/json"
-                and head.get("watchkeep-delivery") == parsed["delivery_id"]
-                and head.get("watchkeep-event") == parsed["event"]
-                and verify_signature(
-                    head["watchkeep-signature"],
-                    self.secrets,
-                    int(head["watchkeep-timestamp"]),
-                    body,
-                    now=self.clock(),
-                )
-            )
-        except (KeyError, ValueError):
-            return False
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - the name http.server dispatches to
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                head = {k.lower(): v for k, v in self.headers.items()}
-                verified = receiver._check(head, body)
-                try:
-                    alarm = orjson.loads(body)["alarm"]["name"]
-                except (KeyError, ValueError, TypeError):
-                    alarm = None
-                reply = receiver._next_reply(alarm) if verified else Reply(401)
-                with receiver._lock:
-                    receiver.requests.append(Received(head, body, verified, reply, time.time()))
-                if reply.delay_s:
-                    time.sleep(reply.delay_s)
-                if reply.close:
-                    self.close_connection = True
-                    return
-                self.send_response(reply.status)
-                for name, value in reply.headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-                pass
-
-        return Handler
-
-    def __enter__(self) -> Receiver:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
 
 
 class Harness:
