@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint check fix bench clean
+.PHONY: run test lint check fix bench bench-alarms clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ fix: $(STAMP)
 
 bench: $(STAMP)  ## ingest benchmark: events/s and the ratio to a parse-only endpoint
 	$(BIN)/python -m benchmarks.ingest
+
+bench-alarms: $(STAMP)  ## alarm benchmark: CPU of a round of 10,000 alarms as a fraction of 60 s
+	$(BIN)/python -m benchmarks.alarms
 
 clean:
 	rm -rf $(VENV) watchkeep-data .pytest_cache .mypy_cache .ruff_cache

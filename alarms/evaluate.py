@@ -15,6 +15,7 @@ history only.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -433,11 +434,15 @@ def _count(count: float) -> str:
     return str(int(count)) if float(count).is_integer() else repr(count)
 
 
+# A round formats the same few bucket starts for every alarm: cached, strftime was a tenth of
+# the pure evaluation's time.
+@functools.lru_cache(maxsize=4_096)
 def _short_time(ms: int) -> str:
     """``dd/MM/yy HH:mm:ss`` as in CloudWatch's state reasons."""
     return datetime.fromtimestamp(ms / 1_000, UTC).strftime("%d/%m/%y %H:%M:%S")
 
 
+@functools.lru_cache(maxsize=4_096)
 def _long_time(ms: int) -> str:
     """``yyyy-MM-dd'T'HH:mm:ss.SSS+0000`` as in StateReasonData."""
     moment = datetime.fromtimestamp(ms // 1_000, UTC)

@@ -74,17 +74,10 @@ class CompiledAlarmReads:
         out: list[list[AlarmBucket]] = [[] for _ in range(count)]
         if self.compiled is None:
             return out
-        compiled = self.compiled
-        for query, slot, points in zip(
-            compiled.queries, self.slots, compiled.datapoints(rows), strict=True
-        ):
-            statistic = query.statistics[0].text
-            for point in points:
-                value = point.values.get(statistic)
-                if value is not None:
-                    out[slot].append(
-                        AlarmBucket(point.timestamp_ms, value, point.sample_count, point.unit)
-                    )
+        slots = self.slots
+        for query_index, start_ms, unit, n, value in self.compiled.first_statistic(rows):
+            if value is not None:
+                out[slots[query_index]].append(AlarmBucket(start_ms, value, n, unit))
         return out
 
 

@@ -639,11 +639,6 @@ def test_put_and_delete_api_alarms(client: httpx.Client) -> None:
     assert {i["type"] for i in kept} == {"ConfigurationUpdate", "StateUpdate"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine.apply_rules keeps Runtime.actions_enabled (the Disable/EnableAlarmActions "
-    "override) across a configuration update; it should reset it to None on Update",
-)
 def test_put_replaces_the_whole_configuration_including_actions_enabled(
     client: httpx.Client,
 ) -> None:
