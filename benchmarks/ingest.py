@@ -249,10 +249,13 @@ def measure_moto(
 
 
 def disk_usage(data_dir: Path) -> tuple[int, int, int]:
-    """(parquet bytes, parquet rows, all bytes) under the data directory."""
+    """(log segment bytes, log segment rows, all bytes) under the data directory; the audit
+    trail's and metric store's Parquet files are not log events."""
     import pyarrow.parquet as pq
 
-    files = list(data_dir.rglob("*.parquet"))
+    from store.layout import LOGS_TABLE_DIR
+
+    files = list((data_dir / LOGS_TABLE_DIR).rglob("*.parquet"))
     rows = sum(pq.read_metadata(f).num_rows for f in files)
     total = sum(f.stat().st_size for f in data_dir.rglob("*") if f.is_file())
     return sum(f.stat().st_size for f in files), rows, total

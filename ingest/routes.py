@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from concurrent.futures import Future
 from functools import partial
 from typing import Annotated, Any
 
+import pyarrow as pa
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -20,7 +22,7 @@ from ingest.body import decompress, read_limited
 from ingest.decode import DecodedBatch, decode_events
 from ingest.emf_batch import batch_metrics
 from ingest.filter import MAX_LIMIT, filter_request, filter_sql, page
-from ingest.metric_filters import MetricFilterRegistry, registry_for
+from ingest.metric_filters import registry_for
 from store.engine import GroupInfo, Store
 
 log = logging.getLogger(__name__)
@@ -90,7 +92,9 @@ async def put_log_events(
         raw, request.headers.get("content-encoding"), max_bytes=settings.max_body_bytes
     )
 
-    def decode_and_submit() -> Any:
+    def decode_and_submit() -> tuple[Future[dict[str, Any]], pa.Table | None]:
+        # One thread hop for all the CPU work of a batch. The metric rows are computed while
+        # the commit thread writes and fsyncs the WAL, and stored only once it has.
         decoded = decode_events(
             body,
             request.headers.get("content-type"),
@@ -107,28 +111,41 @@ async def put_log_events(
             response,
             idempotency_key=request.headers.get("idempotency-key"),
         )
-        return future, decoded.events, registry_for(request.app.state)
+        return future, _metric_rows(request, group, body, decoded.events)
 
     request.state.audit_summary = {"logEventBytes": len(body)}
-    future, events, filters = await asyncio.to_thread(decode_and_submit)
+    future, rows = await asyncio.to_thread(decode_and_submit)
     result: dict[str, Any] = await asyncio.wrap_future(future)
     request.state.audit_summary["logEventCount"] = result["accepted"]
-    if not result.get("duplicate"):  # a replayed batch yielded its metrics the first time
-        await _publish_metrics(request, group, events, filters)
+    if rows is not None and not result.get("duplicate"):  # a replay yielded them the first time
+        await _publish_metrics(request, group, rows)
     return result
 
 
-async def _publish_metrics(
-    request: Request, group: str, events: Any, filters: MetricFilterRegistry
-) -> None:
-    """Metrics of the batch's Embedded Metric Format documents (spec metrics §3) and of the
-    group's metric filters (§4), stored after the events themselves, in one append: a
-    failure here never takes back the acknowledged events."""
-    rows = await asyncio.to_thread(
-        batch_metrics, events, group, filters, now_ms=int(time.time() * 1000)
-    )
-    if rows.num_rows == 0:
-        return
+def _may_hold_emf(body: bytes) -> bool:
+    """False when no event of ``body`` can be an EMF document: a message holds ``"_aws"``
+    only if the body spells ``_aws`` literally or escapes characters with ``\\u``."""
+    return b"_aws" in body or b"\\u" in body
+
+
+def _metric_rows(request: Request, group: str, body: bytes, events: pa.Table) -> pa.Table | None:
+    """The metric rows of a batch (EMF documents, spec metrics §3, and the group's metric
+    filters, §4), or None when it yields none. Runs before the events are durable: a failure
+    here is logged and never fails the ingest."""
+    filters = registry_for(request.app.state)
+    if not filters.filters_for(group) and not _may_hold_emf(body):
+        return None
+    try:
+        rows = batch_metrics(events, group, filters, now_ms=int(time.time() * 1000))
+    except Exception:
+        log.exception("metrics of a batch for %s could not be extracted", group)
+        return None
+    return rows if rows.num_rows else None
+
+
+async def _publish_metrics(request: Request, group: str, rows: pa.Table) -> None:
+    """Store a batch's metric rows after the events themselves, in one append: a failure here
+    never takes back the acknowledged events."""
     try:
         await asyncio.wrap_future(request.app.state.metrics.put(rows))
     except WatchkeepError as exc:

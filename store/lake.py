@@ -111,7 +111,9 @@ def _sorted_by_time(table: pa.Table) -> pa.Table:
     n = table.num_rows
     if n < 2 or pc.all(pc.less_equal(ts.slice(0, n - 1), ts.slice(1))).as_py():
         return table
-    return table.sort_by([("ts_ms", "ascending"), ("seq", "ascending")])
+    # One chunk per memtable batch: taking across hundreds of chunks cost 2.5x the CPU of
+    # concatenating them first and taking from one.
+    return table.combine_chunks().sort_by([("ts_ms", "ascending"), ("seq", "ascending")])
 
 
 def _split_by_hour(table: pa.Table) -> list[tuple[int, pa.Table]]:
