@@ -12,12 +12,13 @@ Method (everything in ONE process and ONE run, so machine noise hits every side 
    ``hash`` of the row number), generated in time order in batches of 100,000 events per group,
    so the lake holds time-sorted hourly Parquet segments as ingest would leave them. With
    ``--data-dir`` the directory is kept and a later run with the same ``--events`` reuses it.
-2. For each typical query, time (a) ``query.run.run_query`` end to end (schema lookup, parse,
-   compile, RE2 check, the rows query, the statistics query, rendering), (b) the compiled SQL
-   alone through ``Store.query_logs`` (the ``logs`` relation over the pruned segments), and (c)
-   the best hand-written DuckDB SQL for the same answer, on its own in-memory connection, over
-   the same segment files (``read_parquet([...], hive_partitioning = false)``, newest file
-   first, with the same time-range predicate). Each side runs once to warm up, then
+2. For each typical query, time (a) ``query.run.run_query`` end to end (the schema from the
+   store's metadata, parse, compile, RE2 check, the one statement for rows and statistics, the
+   store's scan totals, rendering), (b) the compiled SQL alone through ``Store.query_logs``
+   (the ``logs`` relation over the pruned segments), and (c) the best hand-written DuckDB SQL
+   for the same answer, on its own in-memory connection, over the same segment files
+   (``read_parquet([...], hive_partitioning = false)``, newest file first, with the same
+   time-range predicate). Each side runs once to warm up, then
    ``--repeat`` times in rotating order; the figure is the median. Where one round would take
    longer than ``--budget`` seconds, fewer rounds run (0: the warm-up run is the figure). (a)
    and (c) must give the same answer (the rows in order, or the aggregates per group key), else

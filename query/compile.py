@@ -10,22 +10,24 @@ every identifier is quoted. Expressions compile in ``query.expressions``. No I/O
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from query import nodes as n
 from query.aggregates import compile_aggregate
+from query.captures import glob_captures, regex_captures
 from query.check import MAX_LIMIT, check
 from query.compile_options import CompileOptions
+from query.compiled import CompiledQuery, OutputColumn, Projection
 from query.errors import QueryError
 from query.expressions import ExpressionCompiler, Scope
-from query.regex import analyze_regex, glob_to_regex
+from query.regex import analyze_regex
 from query.schema import base_scope, internal_prefix, ptr
 from query.values import (
     Kind,
     Params,
     Value,
+    order_columns,
     quote,
     sort_key,
     sort_term,
@@ -38,48 +40,14 @@ __all__ = ["CompileOptions", "CompiledQuery", "OutputColumn", "compile_query"]
 log = logging.getLogger(__name__)
 
 _DEFAULT_ORDER = ("ts_ms DESC", "seq DESC", "log_group DESC")
-_SCANNED = "SELECT count(*) AS records_scanned, coalesce(sum(message_bytes), 0) AS bytes_scanned"
-
-
-@dataclass(frozen=True, slots=True)
-class OutputColumn:
-    name: str
-    kind: Kind
-
-
-@dataclass(frozen=True, slots=True)
-class CompiledQuery:
-    """SQL for the rows and for the statistics, and what the renderer needs to know."""
-
-    sql: str
-    params: list[Any]
-    columns: tuple[OutputColumn, ...]
-    statistics_sql: str
-    statistics_params: list[Any]
-    scanned_sql: str = ""
-    regexes: tuple[tuple[str, n.Span], ...] = ()
-    warnings: tuple[str, ...] = ()
-    aggregated: bool = False
-    # When True, the rows carry recordsMatched in a last, hidden column (when there are any
-    # rows); then ``scanned_sql`` gives the rest of the statistics.
-    matched_in_rows: bool = False
+_SCANNED = "count(*) AS records_scanned, coalesce(sum(message_bytes), 0) AS bytes_scanned"
 
 
 @dataclass(slots=True)
 class _Stage:
     name: str
     sql: str
-
-
-@dataclass(slots=True)
-class _Projection:
-    """Which fields the output shows (spec §6.3), gathered while compiling."""
-
-    fields: list[str] = field(default_factory=list)
-    parsed: list[str] = field(default_factory=list)
-    display: n.Display | None = None
-    stats: list[str] = field(default_factory=list)
-    after_stats: list[str] = field(default_factory=list)
+    inline: bool = False  # NOT MATERIALIZED: read more than once, but never worth copying
 
 
 def compile_query(
@@ -101,11 +69,12 @@ class _Compiler:
         self.order: list[str] = list(_DEFAULT_ORDER[:2] if options.groups == 1 else _DEFAULT_ORDER)
         self.scope = base_scope(schema, self.params, options)
         self.exprs = ExpressionCompiler(self, compile_aggregate)
-        self.projection = _Projection()
+        self.projection = Projection()
         self.stats_seen = 0
         self.matched: str | None = None
         self.filtered = False
         self.matched_column: str | None = None
+        self.matched_at_end = False
         self.regexes: list[tuple[str, n.Span]] = []
         self.warnings: list[str] = []
 
@@ -145,7 +114,9 @@ class _Compiler:
     def _with(self, stages: list[_Stage], body: str) -> str:
         if not stages:
             return body
-        ctes = ",\n".join(f"{quote(s.name)} AS ({s.sql})" for s in stages)
+        ctes = ",\n".join(
+            f"{quote(s.name)} AS {'NOT MATERIALIZED ' if s.inline else ''}({s.sql})" for s in stages
+        )
         return f"WITH {ctes}\n{body}"
 
     # ---- commands
@@ -154,6 +125,9 @@ class _Compiler:
         for command in query.commands:
             self._command(command)
         if self.matched is None:
+            # No limit or dedup: every matched record reaches the end, so the rows count
+            # them, unless the cap cut them short (``CompiledQuery.matched_below``).
+            self.matched_at_end = not self.stats_seen
             self.matched = self.source
         return self._finish()
 
@@ -241,57 +215,28 @@ class _Compiler:
         return to_str(self.exprs.value(field_))
 
     def _parse_glob(self, command: n.ParseGlob) -> None:
-        pattern, _ = glob_to_regex(command.pattern.value)
         source = self._parse_source(command.source, command.span)
-        # A glob of only * matches everything, so an empty capture is really empty.
-        always = all(c == "*" for c in command.pattern.value)
-        groups = [(name, False) for name in command.names]
-        self._extract(source, pattern, command.pattern.span, groups, always_matches=always)
+        captures = glob_captures(source, command.pattern.value, self.params)
+        self._add_captures(list(zip(command.names, captures, strict=True)))
 
     def _parse_regex(self, command: n.ParseRegex) -> None:
         info = analyze_regex(command.pattern.pattern, command.pattern.span)
+        self.regexes.append((info.pattern, command.pattern.span))  # RE2 checks it first
         source = self._parse_source(command.source, command.span)
-        groups = [(g.name, g.optional) for g in info.groups]
-        self._extract(source, info.pattern, command.pattern.span, groups, always_matches=False)
+        self._add_captures(regex_captures(source, info, self.params))
 
-    def _extract(
-        self,
-        source: str,
-        pattern: str,
-        span: n.Span,
-        groups: Sequence[tuple[str | None, bool]],
-        *,
-        always_matches: bool,
-    ) -> None:
-        """Add the named captures of ``pattern`` as fields, missing where it does not match.
-
-        One ``regexp_extract`` per capture: DuckDB's struct form (all groups at once) is about
-        four times slower, and captures nobody reads are pruned from the plan. DuckDB answers
-        '' both for a failed match and for an empty capture, so an empty capture asks
-        ``regexp_matches``; a group that may sit out the match (optional, or in an
-        alternation) is missing when empty (spec §7.7).
-        """
-        marker = self.regex(pattern, span)
-        extracts: list[str] = []
-        guards: list[str] = []
-        for index, (name, optional) in enumerate(groups):
-            if name is None:
-                continue
+    def _add_captures(self, captures: Sequence[tuple[str, str]]) -> None:
+        """Add the captures of one ``parse`` as fields, in one stage (no second one: DuckDB then
+        pushes a later ``filter`` below it, and extracts the rest only where it passes)."""
+        columns: list[str] = []
+        for name, sql in captures:
             column = quote(self.fresh("p"))
-            extracts.append(f"regexp_extract({source}, {marker}, {index + 1}) AS {column}")
-            if optional:
-                guards.append(f"nullif({column}, '') AS {column}")
-            elif not always_matches:
-                matched = f"regexp_matches({source}, {marker})"
-                guards.append(
-                    f"CASE WHEN {column} <> '' THEN {column} WHEN {matched} THEN '' END AS {column}"
-                )
-            self._remember(name, Value(column, Kind.STR))
+            columns.append(f"{sql} AS {column}")
+            self._remember(name, Value(column, Kind.STR, costly=True))
             if name not in self.projection.parsed:
                 self.projection.parsed.append(name)
-        self._stage(f"SELECT *, {', '.join(extracts)} FROM {self.source}")
-        if guards:
-            self._stage(f"SELECT * REPLACE ({', '.join(guards)}) FROM {self.source}")
+        if columns:
+            self._stage(f"SELECT *, {', '.join(columns)} FROM {self.source}")
 
     def _stats(self, command: n.Stats) -> None:
         if not self.stats_seen:
@@ -379,25 +324,34 @@ class _Compiler:
             selects.append(f"{pointer.sql} AS {self._out(f'c{len(columns)}')}")
             columns.append(OutputColumn("@ptr", Kind.STR))
         cap = min(MAX_LIMIT, self.options.limit or MAX_LIMIT)
-        # The order is applied twice: by the top-N of the last stage, and again outside, since
-        # SQL does not promise that a subquery's order survives the SELECT around it.
-        inner_keys, outer_order = _order_columns(self.order, self._out)
-        shown = ", ".join(self._out(f"c{i}") for i in range(len(columns)))
+        # The order is applied twice: by the top-N of the rows, and again outside, since SQL
+        # does not promise that a subquery's order survives the SELECT around it.
+        inner_keys, outer_order = order_columns(self.order, self._out)
+        shown = [self._out(f"c{i}") for i in range(len(columns))]
         if self.matched_column is not None:
             inner_keys.append(f"{self.matched_column} AS {self._out('m')}")
-            shown += f", {self._out('m')}"
-        body = f"SELECT {', '.join(selects + inner_keys)} FROM {self.source}"
+            shown.append(self._out("m"))
+        present = self._out("present")
+        body = f"SELECT {', '.join(selects + inner_keys)}, true AS {present} FROM {self.source}"
         if outer_order:
             body += f" ORDER BY {', '.join(outer_order)}"
         body += f" LIMIT {cap}"
-        text = f"SELECT {shown} FROM (\n{self._with(self.stages, body)}\n)"
+        # The statistics ride along in the same statement (one bind of the segments, not
+        # two): one row of counts, joined to every row, or alone when there are none.
+        rows, counts = self.fresh("s"), self.fresh("s")
+        statistics, in_stats = self._statistics()
+        stages = [*self.stages, _Stage(rows, body), _Stage(counts, statistics)]
+        join = f"SELECT * FROM {quote(counts)} LEFT JOIN {quote(rows)} ON true"
+        hidden = [present]
+        hidden += [] if self.options.scanned_by_store else ["records_scanned", "bytes_scanned"]
+        hidden += ["records_matched"] if in_stats else []
+        text = f"SELECT {', '.join(shown + hidden)} FROM (\n{self._with(stages, join)}\n)"
         if outer_order:
             text += f" ORDER BY {', '.join(outer_order)}"
         sql, params = self.params.finish(text)
-        stats_sql, stats_params = self.params.finish(self._statistics())
+        fallback, _ = self._statistics(standalone=True)
+        stats_sql, stats_params = self.params.finish(fallback)
         return CompiledQuery(
-            scanned_sql=_SCANNED + " FROM logs",
-            matched_in_rows=self.matched_column is not None,
             sql=sql,
             params=params,
             columns=tuple(columns),
@@ -406,32 +360,39 @@ class _Compiler:
             regexes=tuple(self.regexes),
             warnings=tuple(self.warnings),
             aggregated=bool(self.stats_seen),
+            matched_in_rows=self.matched_column is not None,
+            matched_in_stats=in_stats,
+            matched_below=cap if self.matched_at_end and self.filtered else None,
+            scanned_in_sql=not self.options.scanned_by_store,
         )
 
-    def _statistics(self) -> str:
-        scanned = _SCANNED
-        if not self.filtered:
-            return f"{scanned}, count(*) AS records_matched FROM logs"
+    def _statistics(self, *, standalone: bool = False) -> tuple[str, bool]:
+        """SQL for recordsScanned and bytesScanned (unless the store counts them) and, where
+        the rows do not give it and it differs from recordsScanned, recordsMatched; and
+        whether it has recordsMatched. ``standalone``: in a statement of its own, always with
+        recordsMatched."""
+        scanned = "" if self.options.scanned_by_store else _SCANNED
+        if not self.filtered or (
+            not standalone and (self.matched_column is not None or self.matched_at_end)
+        ):
+            if standalone:
+                counts = ", ".join(filter(None, [scanned, "count(*) AS records_matched"]))
+                return f"SELECT {counts} FROM logs", True
+            if scanned:
+                return f"SELECT {scanned} FROM logs", False
+            return f"SELECT true AS {self._out('one')}", False
         assert self.matched is not None
         index = next(i for i, s in enumerate(self.stages) if quote(s.name) == self.matched)
-        matched = self._with(self.stages[: index + 1], f"SELECT count(*) FROM {self.matched}")
-        return f"{scanned}, ({matched}) AS records_matched FROM logs"
-
-
-def _order_columns(order: list[str], out: Callable[[str], str]) -> tuple[list[str], list[str]]:
-    """Sort terms as hidden columns of the last stage, and ORDER BY terms that use them."""
-    columns: list[str] = []
-    terms: list[str] = []
-    for index, term in enumerate(order):
-        expr, direction = _split_term(term)
-        name = out(f"r{index}")
-        columns.append(f"{expr} AS {name}")
-        terms.append(f"{name} {direction}")
-    return columns, terms
-
-
-def _split_term(term: str) -> tuple[str, str]:
-    for suffix in (" ASC NULLS LAST", " DESC NULLS LAST", " ASC", " DESC"):
-        if term.endswith(suffix):
-            return term[: -len(suffix)], suffix.strip()
-    return term, "ASC"
+        if standalone:
+            matched = self._with(self.stages[: index + 1], f"SELECT count(*) FROM {self.matched}")
+            if not scanned:
+                return f"SELECT ({matched}) AS records_matched", True
+            return f"SELECT {scanned}, ({matched}) AS records_matched FROM logs", True
+        # The stages up to the matched one are read twice (by the rows and here): keep DuckDB
+        # from materializing them, which would copy every column of every record.
+        for stage in self.stages[: index + 1]:
+            stage.inline = True
+        matched = f"(SELECT count(*) FROM {self.matched}) AS records_matched"
+        if scanned:
+            return f"SELECT {scanned}, {matched} FROM logs", True
+        return f"SELECT {matched}", True

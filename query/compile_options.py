@@ -18,3 +18,6 @@ class CompileOptions:
     end_ms: int = 0
     # How many log groups the query reads; with one, ties need no group tie-breaker.
     groups: int = 0
+    # The store counts recordsScanned and bytesScanned itself (``Store.scan_totals``), so the
+    # SQL need not scan for them.
+    scanned_by_store: bool = False

@@ -340,6 +340,8 @@ _SCALARS: dict[str, Callable[[Context, n.Call], Value]] = {
     "base64decode": _unary_str("try(decode(from_base64({})))"),
     "dectohex": _dec_to_hex,
     "hextodec": _hex_to_dec,
+    # Hex digits (an optional 0x) as UTF-8 text; null for odd lengths, non-hex, invalid UTF-8.
+    "hextoascii": _unary_str("try(decode(unhex(regexp_replace({}, '^0[xX]', ''))))"),
     "abs": _numeric("abs({})"),
     "ceil": _numeric("ceil({})"),
     "floor": _numeric("floor({})"),

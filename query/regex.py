@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from query.errors import QueryError
 from query.nodes import Span
 
-__all__ = ["Group", "RegexInfo", "analyze_regex", "glob_to_regex"]
+__all__ = ["GlobRegexes", "Group", "RegexInfo", "analyze_regex", "glob_regexes", "glob_to_regex"]
 
 _METACHARACTERS = frozenset("\\.+*?()|[]{}^$")
 
@@ -30,10 +30,26 @@ class Group:
 class RegexInfo:
     pattern: str
     groups: tuple[Group, ...]
+    # The rewritten pattern in pieces, and which pieces open a capture group, so that
+    # ``isolate`` can keep one capture and turn the others into non-capturing groups.
+    pieces: tuple[str, ...] = ()
+    opens: tuple[int, ...] = ()
 
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(g.name for g in self.groups if g.name is not None)
+
+    def isolate(self, index: int) -> str:
+        """The pattern with only capture ``index`` (0-based) left capturing, as group 1.
+
+        Matching is unchanged (RE2 is leftmost-first whatever captures); fewer captures let
+        RE2 pick a faster engine.
+        """
+        pieces = list(self.pieces)
+        for number, position in enumerate(self.opens):
+            if number != index:
+                pieces[position] = "(?:"
+        return "".join(pieces)
 
 
 @dataclass(slots=True)
@@ -47,6 +63,7 @@ def analyze_regex(pattern: str, span: Span) -> RegexInfo:
     """Check a regex literal and rewrite its named groups; raise ``QueryError`` if refused."""
     out: list[str] = []
     names: list[str | None] = []
+    opens: list[int] = []
     optional: set[int] = set()
     stack = [_Frame(captures=[])]
     i = 0
@@ -74,7 +91,10 @@ def analyze_regex(pattern: str, span: Span) -> RegexInfo:
             i += 1
             continue
         if char == "(":
+            before = len(names)
             i = _open_group(pattern, i, span, out, names, stack)
+            if len(names) > before:
+                opens.append(len(out) - 1)
             continue
         if char == ")" and len(stack) > 1:
             frame = stack.pop()
@@ -96,7 +116,7 @@ def analyze_regex(pattern: str, span: Span) -> RegexInfo:
                     f'The regex names the group "{group.name}" twice; use different names.', span
                 )
             seen.add(group.name)
-    return RegexInfo("".join(out), groups)
+    return RegexInfo("".join(out), groups, tuple(out), tuple(opens))
 
 
 def _check_escape(pattern: str, i: int, in_class: bool, span: Span) -> None:
@@ -179,3 +199,91 @@ def glob_to_regex(glob: str) -> tuple[str, int]:
             pieces.append(char)
         i += 1
     return "(?s)" + "".join(pieces), captures
+
+
+@dataclass(frozen=True, slots=True)
+class GlobRegexes:
+    """Regexes for one glob: the spec's lazy regex, and per capture a fast and a lazy one.
+
+    ``fields[k]`` is ``(fast, lazy)`` for capture ``k``, each with that capture as its only
+    group. ``fast`` is anchored and deterministic (``[^c]*`` up to the next literal's first
+    character), which RE2 runs with its one-pass engine; when it matches, its capture is the
+    lazy regex's (see ``glob_regexes``). When it does not, ``lazy`` decides.
+    """
+
+    pattern: str
+    fields: tuple[tuple[str, str], ...]
+
+
+def glob_regexes(glob: str) -> GlobRegexes:
+    """The regexes of a glob pattern (spec §7.7).
+
+    Why the fast regex agrees with the lazy one whenever it matches: the lazy regex starts at
+    the first place where the first literal occurs and the rest matches; the fast one starts
+    at the first occurrence of that literal's first character (``^[^c0]*``), so if it matches
+    there, that is the lazy regex's start too. Each inner ``*`` of the lazy regex takes the
+    shortest text after which the next literal occurs and the rest matches; the fast one takes
+    the text up to the first occurrence of the literal's first character, which no shorter
+    capture can skip, so when the rest matches there, both take the same text. A ``*`` right
+    before another ``*`` captures nothing in either; a trailing ``*`` takes the rest in both.
+    """
+    literals = _glob_literals(glob)
+    count = len(literals) - 1
+    pattern = _lazy_glob(literals, None)
+    fields = tuple((_fast_glob(literals, k), _lazy_glob(literals, k)) for k in range(count))
+    return GlobRegexes(pattern, fields)
+
+
+def _glob_literals(glob: str) -> list[str]:
+    """The literal text around the ``*`` of a glob: one more piece than there are stars."""
+    pieces = [""]
+    i = 0
+    while i < len(glob):
+        char = glob[i]
+        if char == "\\" and glob[i + 1 : i + 2] == "*":
+            pieces[-1] += "*"
+            i += 2
+            continue
+        if char == "*":
+            pieces.append("")
+        else:
+            pieces[-1] += char
+        i += 1
+    return pieces
+
+
+def _escape(text: str) -> str:
+    return "".join("\\" + c if c in _METACHARACTERS else c for c in text)
+
+
+def _not(char: str) -> str:
+    """A class of every character but ``char`` (newlines included, as under ``(?s)``)."""
+    return f"[^\\x{{{ord(char):x}}}]*"
+
+
+def _lazy_glob(literals: list[str], only: int | None) -> str:
+    out = ["(?s)", _escape(literals[0])]
+    last = len(literals) - 1
+    for k, literal in enumerate(literals[1:]):
+        body = ".*" if k == last - 1 and literal == "" else ".*?"
+        out.append(f"({body})" if only is None or k == only else f"(?:{body})")
+        out.append(_escape(literal))
+    return "".join(out)
+
+
+def _fast_glob(literals: list[str], only: int) -> str:
+    first = literals[0]
+    out = ["(?s)^", _not(first[0]) + _escape(first) if first else ""]
+    last = len(literals) - 1
+    for k, literal in enumerate(literals[1:]):
+        if literal:
+            body = _not(literal[0])
+        else:
+            # Before another * this capture is always empty; a trailing * takes the rest.
+            body = ".*" if k == last - 1 else ""
+        if k == only:
+            out.append(f"({body})")
+        elif body != ".*":  # a trailing .* nobody captures cannot change whether it matches
+            out.append(body)
+        out.append(_escape(literal))
+    return "".join(out)

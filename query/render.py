@@ -6,10 +6,18 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from ingest.flatten import render_number
 from query.values import Kind
 
-__all__ = ["render_rows", "render_timestamp", "render_value"]
+__all__ = ["render_rows", "render_table", "render_timestamp", "render_value"]
+
+# Years 1 to 9999, which Arrow's strftime and Python's datetime both render alike.
+_FIRST_MS = -62_135_596_800_000
+_LAST_MS = 253_402_300_799_999
+_EXACT_INT = 2**53
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -54,3 +62,47 @@ def render_rows(
                 pairs.append({"field": name, "value": text})
         out.append(pairs)
     return out
+
+
+def render_table(
+    columns: Sequence[tuple[str, Kind]], table: pa.Table
+) -> list[list[dict[str, str]]]:
+    """``render_rows`` for the first ``len(columns)`` columns of an Arrow table, a column at a
+    time: timestamps through Arrow's strftime, numbers without a call per value where they are
+    integers. Thousands of rows render several times faster than value by value."""
+    texts = [_column_texts(table.column(i), kind) for i, (_, kind) in enumerate(columns)]
+    names = [name for name, _ in columns]
+    return [
+        [
+            {"field": name, "value": text}
+            for name, text in zip(names, row, strict=True)
+            if text is not None
+        ]
+        for row in zip(*texts, strict=True)
+    ]
+
+
+def _column_texts(column: pa.ChunkedArray, kind: Kind) -> list[str | None]:
+    if kind is Kind.TS and pa.types.is_integer(column.type) and _in_years(column):
+        stamps = pc.cast(column, pa.int64()).cast(pa.timestamp("ms"))
+        texts: list[str | None] = pc.strftime(stamps, format="%Y-%m-%d %H:%M:%S").to_pylist()
+        return texts
+    values = column.to_pylist()
+    if pa.types.is_floating(column.type) and kind is not Kind.TS:
+        return [
+            None
+            if v is None
+            else str(int(v))
+            if v.is_integer() and -_EXACT_INT < v < _EXACT_INT
+            else render_number(v)
+            for v in values
+        ]
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        return list(values)
+    return [render_value(v, kind) for v in values]
+
+
+def _in_years(column: pa.ChunkedArray) -> bool:
+    bounds = pc.min_max(column).as_py()
+    low, high = bounds["min"], bounds["max"]
+    return bool(low is None or (low >= _FIRST_MS and high <= _LAST_MS))

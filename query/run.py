@@ -12,7 +12,7 @@ import binascii
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import duckdb
@@ -22,7 +22,7 @@ from query.compile import CompiledQuery, CompileOptions, compile_query
 from query.errors import QueryError
 from query.nodes import Query
 from query.parse import parse
-from query.render import render_rows
+from query.render import render_table
 
 __all__ = [
     "DEFAULT_ACCOUNT_ID",
@@ -88,7 +88,15 @@ def validate_query(text: str, options: CompileOptions | None = None) -> tuple[Qu
 
 
 def logs_schema(store: LogStore, groups: list[str], start_ms: int, end_ms: int) -> dict[str, str]:
-    """The columns of the ``logs`` relation for this scope, name -> Arrow type."""
+    """The columns of the ``logs`` relation for this scope, name -> Arrow type.
+
+    A store that knows them from its metadata says so (``Store.logs_schema``, no query);
+    otherwise an empty query answers.
+    """
+    from_metadata = getattr(store, "logs_schema", None)
+    if from_metadata is not None:
+        schema: dict[str, str] = from_metadata(groups, start_ms, end_ms)
+        return schema
     table = store.query_logs(groups, start_ms, end_ms, "SELECT * FROM logs LIMIT 0", [])
     return {f.name: str(f.type) for f in table.schema}
 
@@ -101,8 +109,12 @@ def prepare_query(
     end_ms: int,
     options: CompileOptions | None = None,
 ) -> CompiledQuery:
-    """Parse, compile against this scope's schema, and have RE2 check every regex."""
+    """Parse, compile against this scope's schema, and have RE2 check every regex.
+
+    A store that counts what a query scans (``Store.scan_totals``) is left to do so.
+    """
     query = parse(text)
+    options = replace(options or CompileOptions(), scanned_by_store=hasattr(store, "scan_totals"))
     compiled = compile_query(query, logs_schema(store, groups, start_ms, end_ms), options)
     check_regexes(store, groups, compiled.regexes)
     return compiled
@@ -145,25 +157,35 @@ def run_query(
             raise Cancelled
         return _query_logs(store, group_list, start_ms, stop_ms, sql, params, on_cursor)
 
-    rows = execute(compiled.sql, compiled.params)
-    if compiled.matched_in_rows and rows.num_rows:
-        counts = execute(compiled.scanned_sql, [])
-        matched = rows.column(len(compiled.columns))[0].as_py()
-        counts = counts.append_column("records_matched", pa.array([matched], pa.int64()))
-    else:
-        counts = execute(compiled.statistics_sql, compiled.statistics_params)
+    answer = execute(compiled.sql, compiled.params)
+    first = compiled.hidden
+    stats_row = answer.select(range(first + 1, answer.num_columns)).slice(0, 1).to_pylist()
+    counts: dict[str, Any] = stats_row[0] if stats_row else {}
+    if answer.column(first)[0].as_py() is None:  # the one row of an empty result
+        answer = answer.slice(0, 0)
+    if not compiled.scanned_in_sql:
+        scanned, size = getattr(store, "scan_totals")(group_list, start_ms, stop_ms)  # noqa: B009
+        counts.update(records_scanned=scanned, bytes_scanned=size)
+    if compiled.matched_below is not None and answer.num_rows < compiled.matched_below:
+        counts["records_matched"] = answer.num_rows
+    elif compiled.matched_below is not None:  # the cap cut the rows short: count on their own
+        counts.update(execute(compiled.statistics_sql, compiled.statistics_params).to_pylist()[0])
+    elif compiled.matched_in_rows and answer.num_rows:
+        counts["records_matched"] = answer.column(len(compiled.columns))[0].as_py()
+    elif compiled.matched_in_rows:  # a filter after stats left no rows: count on their own
+        counts.update(execute(compiled.statistics_sql, compiled.statistics_params).to_pylist()[0])
+    elif not compiled.matched_in_stats:
+        counts["records_matched"] = counts["records_scanned"]
     columns = [(c.name, c.kind) for c in compiled.columns]
-    values = [rows.column(i).to_pylist() for i in range(len(columns))]
     return QueryResult(
-        rows=render_rows(columns, list(zip(*values, strict=True)) if values else []),
+        rows=render_table(columns, answer),
         statistics=_statistics(counts, len(group_list)),
         fields=tuple(c.name for c in compiled.columns),
         warnings=compiled.warnings,
     )
 
 
-def _statistics(counts: pa.Table, groups: int) -> dict[str, float]:
-    row = counts.to_pylist()[0]
+def _statistics(row: dict[str, Any], groups: int) -> dict[str, float]:
     return {
         "recordsMatched": float(row["records_matched"] or 0),
         "recordsScanned": float(row["records_scanned"] or 0),

@@ -16,9 +16,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from enum import StrEnum
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 import duckdb
@@ -28,6 +26,7 @@ from query.check import MAX_LIMIT
 from query.compile import CompileOptions
 from query.errors import MalformedQuery
 from query.parse import MAX_QUERY_CHARS
+from query.records import QueryRecord, QueryStatus, describe_past, past_status
 from query.run import (
     DEFAULT_ACCOUNT_ID,
     Cancelled,
@@ -37,26 +36,13 @@ from query.run import (
     run_query,
     validate_query,
 )
+from store.query_history import HistoryEntry
 
 __all__ = ["QueryLimitExceeded", "QueryRecord", "QueryService", "QueryStatus"]
 
 log = logging.getLogger(__name__)
 
 MAX_GROUPS = 50
-
-
-class QueryStatus(StrEnum):
-    SCHEDULED = "Scheduled"
-    RUNNING = "Running"
-    COMPLETE = "Complete"
-    FAILED = "Failed"
-    CANCELLED = "Cancelled"
-    TIMEOUT = "Timeout"
-    UNKNOWN = "Unknown"
-
-    @property
-    def finished(self) -> bool:
-        return self not in (QueryStatus.SCHEDULED, QueryStatus.RUNNING)
 
 
 class QueryLimitExceeded(WatchkeepError):
@@ -70,77 +56,12 @@ class GroupStore(LogStore, Protocol):
     def has_group(self, name: str) -> bool: ...
 
 
-@dataclass(slots=True)
-class QueryRecord:
-    """One query's request, state and (once Complete) result."""
+class Journal(Protocol):
+    """Where recent queries outlive the process (``store.query_history.QueryHistory``)."""
 
-    query_id: str
-    query_string: str
-    groups: tuple[str, ...]
-    start_ms: int
-    end_ms: int
-    limit: int | None
-    create_ms: int
-    status: QueryStatus = QueryStatus.SCHEDULED
-    result: QueryResult | None = None
-    error: str | None = None
-    done: Future[None] = field(default_factory=Future)
-    cancel: threading.Event = field(default_factory=threading.Event)
-    cursor: duckdb.DuckDBPyConnection | None = None
-
-    def describe(self) -> dict[str, Any]:
-        """The DescribeQueries entry."""
-        return {
-            "queryId": self.query_id,
-            "queryString": self.query_string,
-            "status": self.status.value,
-            "createTime": self.create_ms,
-            "logGroupName": self.groups[0] if self.groups else None,
-        }
-
-    def results(
-        self, *, max_items: int | None = None, next_token: str | None = None
-    ) -> dict[str, Any]:
-        """The GetQueryResults body: rows only once Complete (spec §13.1 allows that).
-
-        ``max_items`` pages the rows; the answer's ``nextToken`` asks for the next page.
-        """
-        result = self.result
-        rows = result.rows if result is not None else []
-        start = _page_start(next_token, len(rows))
-        end = len(rows) if max_items is None else min(len(rows), start + max_items)
-        body: dict[str, Any] = {
-            "status": self.status.value,
-            "results": rows[start:end],
-            "statistics": result.statistics if result is not None else _empty_statistics(),
-            "encryptionKey": None,
-            "queryLanguage": "CWLI",
-        }
-        if end < len(rows):
-            body["nextToken"] = str(end)
-        if self.error is not None:
-            body["error"] = self.error
-        return body
-
-
-def _page_start(token: str | None, total: int) -> int:
-    if token is None:
-        return 0
-    if not token.isdigit() or int(token) > total:
-        raise BadRequest(f"nextToken {token!r} is not one this query gave out")
-    return int(token)
-
-
-def _empty_statistics() -> dict[str, float]:
-    keys = (
-        "recordsMatched",
-        "recordsScanned",
-        "bytesScanned",
-        "estimatedRecordsSkipped",
-        "estimatedBytesSkipped",
-        "logGroupsScanned",
-    )
-    return dict.fromkeys(keys, 0.0)
+    def recent(self, now_ms: int) -> list[HistoryEntry]: ...
+    def record(self, entry: HistoryEntry) -> None: ...
+    def finish(self, query_id: str, status: str) -> None: ...
 
 
 class QueryService:
@@ -156,6 +77,7 @@ class QueryService:
         workers: int = 4,
         history: int = 1000,
         clock: Callable[[], float] = time.time,
+        journal: Journal | None = None,
     ) -> None:
         self._store = store
         self._account_id = account_id
@@ -166,6 +88,11 @@ class QueryService:
         self._lock = threading.Lock()
         self._records: OrderedDict[str, QueryRecord] = OrderedDict()
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="wk-query")
+        self._journal = journal
+        # Queries of earlier runs of the process, for DescribeQueries only (no rows survive).
+        self._past: list[HistoryEntry] = (
+            journal.recent(int(clock() * 1000)) if journal is not None else []
+        )
 
     # ---- StartQuery
 
@@ -207,6 +134,11 @@ class QueryService:
                 )
             self._records[record.query_id] = record
             self._forget_old()
+        if self._journal is not None:
+            entry = HistoryEntry(
+                record.query_id, query_string, record.groups, record.status.value, now_ms
+            )
+            self._journal.record(entry)
         self._executor.submit(self._run, record)
         return record.query_id
 
@@ -299,6 +231,11 @@ class QueryService:
             record.status = status
             record.result = result
             record.error = error
+        self._journal_status(record)
+
+    def _journal_status(self, record: QueryRecord) -> None:
+        if self._journal is not None:
+            self._journal.finish(record.query_id, record.status.value)
 
     def _expire(self, record: QueryRecord) -> None:
         self._interrupt(record, QueryStatus.TIMEOUT)
@@ -311,6 +248,7 @@ class QueryService:
             record.status = status
             if status is QueryStatus.TIMEOUT:
                 record.error = f"the query ran longer than {self._timeout_s:g} s"
+        self._journal_status(record)
         record.cancel.set()
         cursor = record.cursor
         if cursor is not None:
@@ -371,6 +309,14 @@ class QueryService:
             for r in records
             if (group is None or group in r.groups) and (status is None or r.status is status)
         ]
+        live = {r.query_id for r in records}
+        for entry in self._past:
+            past = past_status(entry.status)
+            if entry.query_id in live or (group is not None and group not in entry.groups):
+                continue
+            if status is None or past is status:
+                out.append(describe_past(entry, past))
+        out.sort(key=lambda e: e["createTime"], reverse=True)
         return out[:max_items]
 
     def close(self) -> None:

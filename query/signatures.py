@@ -45,6 +45,7 @@ _SIGNATURES = [
     _sig("base64decode", 1),
     _sig("decToHex", 1),
     _sig("hexToDec", 1),
+    _sig("hexToAscii", 1),
     # §9.2 numeric
     _sig("abs", 1),
     _sig("ceil", 1),
@@ -114,7 +115,6 @@ OUT_OF_SCOPE = {
         "parseDate",
         "formatDate",
         "strftime",
-        "hexToAscii",
         "isPrivateIP",
         "isPublicIP",
         "isReservedIP",

@@ -10,6 +10,7 @@ carry markers, and ``Params.finish`` turns them into ``?`` in text order. No I/O
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -20,6 +21,7 @@ __all__ = [
     "Params",
     "Value",
     "natural_key",
+    "order_columns",
     "quote",
     "reads_as_number",
     "sort_key",
@@ -61,6 +63,9 @@ class Value:
     nullable: bool = True
     const: Any = None
     is_const: bool = False
+    # Expensive to compute (a parse capture): DuckDB inlines a stage's columns into later
+    # filters and evaluates each copy, so conversions read such a value only once.
+    costly: bool = False
 
 
 def reads_as_number(text: str) -> bool:
@@ -122,19 +127,27 @@ def literal(params: Params, value: Any) -> Value:
 def _number_shape(sql: str) -> str:
     """Whether text that DuckDB's TRY_CAST reads as a DOUBLE is also spec §2.2 number-text.
 
-    TRY_CAST also accepts surrounding whitespace, ``nan``, ``inf[inity]`` and ``1_000``; a first
-    character in ``[0-9+-.]``, a last one in ``[0-9.]`` and no ``_`` rule those out. This is
+    TRY_CAST also accepts surrounding whitespace, ``nan``, ``inf[inity]``, ``1_000`` and ``+-1``;
+    a first character in ``[0-9+-.]``, a last one in ``[0-9.]``, no ``_`` and no ``+-`` start
+    rule those out. This is
     about twice as fast as matching the number-text regex.
     """
     first, last = f"left({sql}, 1)", f"right({sql}, 1)"
     return (
         f"({first} BETWEEN '0' AND '9' OR {first} IN ('+', '-', '.')) "
-        f"AND ({last} BETWEEN '0' AND '9' OR {last} = '.') AND NOT contains({sql}, '_')"
+        f"AND ({last} BETWEEN '0' AND '9' OR {last} = '.') AND NOT contains({sql}, '_') "
+        f"AND NOT starts_with({sql}, '+-')"
     )
+
+
+# The whole of a string that reads as a number, else '': one read of the value.
+_NUMBER_MATCH = "regexp_extract({}, '^(?:" + NUMBER_TEXT + ")$', 0)"
 
 
 def is_number_sql(value: Value) -> str:
     """SQL that is true when the value reads as a number (spec §2.2), null when it is null."""
+    if value.kind is Kind.STR and value.costly:
+        return f"({_NUMBER_MATCH.format(value.sql)} <> '')"
     if value.kind is Kind.STR:
         return f"({_number_shape(value.sql)} AND TRY_CAST({value.sql} AS DOUBLE) IS NOT NULL)"
     if value.kind is Kind.NULL:
@@ -153,6 +166,8 @@ def to_num(value: Value, params: Params) -> str:
             if value.is_const:
                 text = str(value.const)
                 return params.add(float(text)) if reads_as_number(text) else "CAST(NULL AS DOUBLE)"
+            if value.costly:
+                return f"TRY_CAST({_NUMBER_MATCH.format(value.sql)} AS DOUBLE)"
             return f"CASE WHEN {_number_shape(value.sql)} THEN TRY_CAST({value.sql} AS DOUBLE) END"
         case Kind.NULL:
             return "CAST(NULL AS DOUBLE)"
@@ -257,3 +272,22 @@ def natural_struct(value: Value, params: Params) -> str:
         f"{{'n': {number} IS NOT NULL, 'v': {number}, "
         f"'t': CASE WHEN {number} IS NOT NULL THEN {value.sql} ELSE {natural_key(value)} END}}"
     )
+
+
+def order_columns(order: list[str], out: Callable[[str], str]) -> tuple[list[str], list[str]]:
+    """Sort terms as hidden columns of the last stage, and ORDER BY terms that use them."""
+    columns: list[str] = []
+    terms: list[str] = []
+    for index, term in enumerate(order):
+        expr, direction = _split_term(term)
+        name = out(f"r{index}")
+        columns.append(f"{expr} AS {name}")
+        terms.append(f"{name} {direction}")
+    return columns, terms
+
+
+def _split_term(term: str) -> tuple[str, str]:
+    for suffix in (" ASC NULLS LAST", " DESC NULLS LAST", " ASC", " DESC"):
+        if term.endswith(suffix):
+            return term[: -len(suffix)], suffix.strip()
+    return term, "ASC"

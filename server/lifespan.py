@@ -37,10 +37,11 @@ from server.alarm_runtime import open_alarms
 from server.gate import Services
 from server.scheduler import Scheduler
 from server.settings import Settings
-from store import saved_queries
+from store import query_history, saved_queries
 from store.engine import Store
 from store.metric_model import METRIC_SCHEMA, datum_row
 from store.metrics import MetricStore, MetricStoreConfig
+from store.query_history import QueryHistory
 
 log = logging.getLogger("watchkeep")
 
@@ -59,9 +60,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.store = store
     with store.cursor() as conn:
         saved_queries.ensure_schema(conn)
+        query_history.ensure_schema(conn)
     app.state.metric_filters = metric_filters = MetricFilterRegistry(store.cursor)
     metric_filters.open()
-    app.state.queries = queries = QueryService(store, account_id=settings.account_id)
+    app.state.queries = queries = QueryService(
+        store,
+        account_id=settings.account_id,
+        journal=QueryHistory(store.cursor, account_id=settings.account_id),
+    )
     metrics = MetricStore(
         MetricStoreConfig.from_store_config(settings.store_config()), store.cursor
     )

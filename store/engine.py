@@ -21,6 +21,7 @@ from typing import Any
 import duckdb
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from core.errors import Conflict, NotFound, StorageFull, Unavailable
@@ -35,8 +36,9 @@ from store.layout import CATALOG_FILE, WAL_DIR, group_dir, wal_generation
 from store.memtable import MemBatch, Memtable
 from store.recovery import remove_orphans, replay_wal
 from store.retention import plan_retention
-from store.scan import build_relation
+from store.scan import build_relation, relation_schema
 from store.schema import empty_log_table
+from store.totals import SegmentTotals
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +80,7 @@ class Store:
         self._commit: CommitLog | None = None
         self._idempotency = IdempotencyKeys()
         self._oldest_unflushed: float | None = None
+        self._totals = SegmentTotals()
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -318,13 +321,7 @@ class Store:
         them so; oldest-first readers (FilterLogEvents ascending) pass False.
         """
         self._check_ready()
-        states = [self._state(name) for name in groups]
-        with self._view_lock:
-            segments = [
-                s for st in states for s in self._lake_().select(st.row.id, start_ms, end_ms)
-            ]
-            segments.sort(key=lambda s: (s.max_ts, s.min_ts), reverse=newest_first)
-            mem = [b.table for st in states for b in self._memtable.snapshot(st.row.id)]
+        segments, mem = self._snapshot(groups, start_ms, end_ms, newest_first=newest_first)
         relation = build_relation(
             self.config.data_dir,
             segments,
@@ -332,7 +329,12 @@ class Store:
             empty=empty_log_table(),
             memtables_first=newest_first,
         )
-        text = f"WITH logs AS (SELECT * FROM ({relation.sql}) WHERE ts_ms >= ? AND ts_ms < ?) {sql}"
+        # NOT MATERIALIZED: a query may read ``logs`` twice (its rows and its statistics);
+        # DuckDB would otherwise copy the whole relation once before reading it.
+        text = (
+            f"WITH logs AS NOT MATERIALIZED (SELECT * FROM ({relation.sql}) "
+            f"WHERE ts_ms >= ? AND ts_ms < ?) {sql}"
+        )
         cursor = self._conn().cursor()
         try:
             if on_cursor is not None:
@@ -343,6 +345,38 @@ class Store:
             return cursor.sql(text, params=params).to_arrow_table()
         finally:
             cursor.close()
+
+    def logs_schema(self, groups: list[str], start_ms: int, end_ms: int) -> dict[str, str]:
+        """The columns ``query_logs`` shows for this scope (name -> Arrow type), from the
+        catalog's segment metadata and the memtable: no query, no Parquet footer read."""
+        self._check_ready()
+        segments, mem = self._snapshot(groups, start_ms, end_ms, newest_first=True)
+        return relation_schema(segments, mem, empty=empty_log_table())
+
+    def scan_totals(self, groups: list[str], start_ms: int, end_ms: int) -> tuple[int, int]:
+        """Events in range (``start_ms <= ts_ms < end_ms``) and their message bytes: what a
+        query scans (spec §13.2), mostly from memory (``store.totals``)."""
+        self._check_ready()
+        segments, mem = self._snapshot(groups, start_ms, end_ms, newest_first=True)
+        with self._conn().cursor() as cursor:
+            counted = self._totals.totals(
+                cursor, self.config.data_dir, segments, mem, start_ms, end_ms
+            )
+        self._totals.prune(lambda: {s.path for s in self._lake_().all_segments()})
+        return counted
+
+    def _snapshot(
+        self, groups: list[str], start_ms: int, end_ms: int, *, newest_first: bool
+    ) -> tuple[list[catalog.Segment], list[pa.Table]]:
+        """The segments that may hold events in range, and the memtable tables, of groups."""
+        states = [self._state(name) for name in groups]
+        with self._view_lock:
+            segments = [
+                s for st in states for s in self._lake_().select(st.row.id, start_ms, end_ms)
+            ]
+            segments.sort(key=lambda s: (s.max_ts, s.min_ts), reverse=newest_first)
+            mem = [b.table for st in states for b in self._memtable.snapshot(st.row.id)]
+        return segments, mem
 
     # ---- maintenance -----------------------------------------------------------------------
 
@@ -582,5 +616,14 @@ def _with_system_columns(table: pa.Table, group: str, ingest_ms: int, first_seq:
     table = table.add_column(0, "log_group", pa.repeat(pa.scalar(group, pa.string()), n))
     index = table.schema.get_field_index("ts_ms") + 1
     table = table.add_column(index, "ingest_ms", pa.repeat(pa.scalar(ingest_ms, pa.int64()), n))
-    seq = pa.array(range(first_seq, first_seq + n), pa.int64())
-    return table.add_column(index + 1, "seq", seq)
+    return table.add_column(index + 1, "seq", _sequence(first_seq, n))
+
+
+_COUNTING = pa.array(range(1 << 16), pa.int64())
+
+
+def _sequence(first: int, count: int) -> pa.Array:
+    """``first, first + 1, ...``: one vectorised add on the commit thread, instead of a
+    Python int per event."""
+    counting = _COUNTING if count <= len(_COUNTING) else pa.array(range(count), pa.int64())
+    return pc.add(counting.slice(0, count), pa.scalar(first, pa.int64()))

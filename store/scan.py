@@ -79,6 +79,25 @@ def build_relation(
     return relation
 
 
+def relation_schema(
+    segments: Sequence[Segment], memtables: Sequence[pa.Table], *, empty: pa.Table
+) -> dict[str, str]:
+    """The columns of ``build_relation``'s SELECT (name -> Arrow type) from metadata alone.
+
+    A field column whose type differs between parts is text there (see ``_replace_clause``).
+    """
+    part_types: list[dict[str, str]] = [s.columns for s in segments]
+    part_types += [{f.name: str(f.type) for f in t.schema} for t in memtables]
+    if not part_types:
+        part_types = [{f.name: str(f.type) for f in empty.schema}]
+    clashes = _clashing(part_types)
+    schema: dict[str, str] = {}
+    for types in part_types:
+        for name, kind in types.items():
+            schema.setdefault(name, "string" if name in clashes else kind)
+    return schema
+
+
 def _clashing(part_types: Sequence[Mapping[str, str]]) -> set[str]:
     seen: dict[str, set[str]] = {}
     for types in part_types:

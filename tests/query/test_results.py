@@ -388,6 +388,24 @@ def test_records_matched_ignores_limit(store: Store) -> None:
     assert result.statistics["recordsMatched"] == 5.0
 
 
+def test_records_matched_when_the_cap_cuts_the_rows(store: Store) -> None:
+    capped = run_query(store, "filter ispresent(user.id)", ["app"], T0, T0 + 10**7, limit=2)
+    assert len(capped.rows) == 2
+    assert capped.statistics["recordsMatched"] == 5.0
+    whole = run_query(store, "filter ispresent(user.id)", ["app"], T0, T0 + 10**7, limit=9)
+    assert len(whole.rows) == 5
+    assert whole.statistics["recordsMatched"] == 5.0
+
+
+def test_hex_to_ascii(store: Store) -> None:
+    query = (
+        'fields hexToAscii("48656c6c6f") as a, hexToAscii("0x4869") as b, hexToAscii("zz") as c,'
+        ' hexToAscii("abc") as d, hexToAscii("ff") as e | limit 1'
+    )
+    result = run_query(store, query, ["app"], T0, T0 + 10**7)
+    assert [(p["field"], p["value"]) for p in result.rows[0][:-1]] == [("a", "Hello"), ("b", "Hi")]
+
+
 def test_time_range_is_inclusive_at_both_ends(store: Store) -> None:
     result = run_query(store, "fields @timestamp", ["app"], T0 + 1000, T0 + 3000)
     assert [r[0]["value"] for r in result.rows] == [
@@ -422,9 +440,15 @@ def test_request_limit_caps_rows(store: Store) -> None:
         ("filter level = 'nope' | stats count(*) by status", 0.0),
         ("filter level = 'INFO' | dedup status", 3.0),
         ("stats count(*) by status", 8.0),
+        ("filter level = 'nope' | fields level", 0.0),
+        ("filter level = 'INFO' | fields level | limit 1", 3.0),
+        ("fields level | limit 1", 8.0),
     ],
 )
 def test_records_matched_with_stats(store: Store, query: str, matched: float) -> None:
     result = run_query(store, query, ["app"], T0, T0 + 10**7)
     assert result.statistics["recordsMatched"] == matched
     assert result.statistics["recordsScanned"] == 8.0
+    assert result.statistics["bytesScanned"] > 0
+    if "nope" in query and "stats" not in query:
+        assert result.rows == []

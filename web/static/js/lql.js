@@ -16,7 +16,7 @@ export const FUNCTIONS = [
   // string
   "isempty", "isblank", "concat", "ltrim", "rtrim", "trim", "strlen", "toupper", "tolower",
   "substr", "replace", "strcontains", "regexReplace", "startsWith", "endsWith", "urlencode",
-  "urldecode", "base64encode", "base64decode", "decToHex", "hexToDec",
+  "urldecode", "base64encode", "base64decode", "decToHex", "hexToDec", "hexToAscii",
   // numeric
   "abs", "ceil", "floor", "greatest", "least", "log", "sqrt", "round", "haversine", "toNumber",
   "toDouble", "toInt", "toLong",
