@@ -29,23 +29,19 @@ from alarms.actions import Effects, alarm_type, settle
 from alarms.definitions import API_SOURCE, load_all, rule_files
 from alarms.evaluate import (
     Evaluation,
-    anchor_ms,
-    evaluate,
     evaluate_composite,
-    evaluation_error,
     is_due,
 )
 from alarms.notify import Outcome
-from alarms.reads import alarm_datapoints, alarm_reads
+from alarms.reads import outcome_of, read_buckets
 from alarms.rules import CompositeAlarm, MetricAlarm, RuleSet
 from alarms.state import AlarmStatus
 from alarms.store import AlarmStore, HistoryItem
-from core.errors import Conflict, NotFound, WatchkeepError
-from query.metrics.alarm_reads import AlarmBucket, AlarmRead, statistics
+from core.errors import Conflict, NotFound
 from query.metrics.reads import MetricSource
 from store.metric_model import METRIC_SCHEMA, datum_row
 
-__all__ = ["AlarmEngine", "AuditSink", "Rule", "TickReport", "outcome_of", "read_buckets"]
+__all__ = ["AlarmEngine", "AuditSink", "Rule", "TickReport"]
 
 log = logging.getLogger(__name__)
 
@@ -471,46 +467,6 @@ class AlarmEngine:
 
     def now_ms(self) -> int:
         return int(self._clock() * 1_000)
-
-
-Buckets = list[list[AlarmBucket]] | Exception
-
-
-def read_buckets(
-    source: MetricSource, alarms: Sequence[MetricAlarm], at_ms: int
-) -> dict[str, Buckets]:
-    """The buckets of every alarm's reads: one ``statistics`` call per anchor (anchors differ
-    only for windows over a day); a failed call is the exception, for those alarms only."""
-    groups: dict[int, list[tuple[str, list[AlarmRead]]]] = {}
-    for alarm in alarms:
-        groups.setdefault(anchor_ms(alarm, at_ms), []).append((alarm.name, alarm_reads(alarm)))
-    out: dict[str, Buckets] = {}
-    for anchor, group in groups.items():
-        requests = [read for _, reads in group for read in reads]
-        try:
-            lists = iter(statistics(source, requests, anchor))
-        except Exception as exc:  # one failing read must not stop the other alarms
-            log.exception("alarm metric read failed for %d alarms", len(group))
-            for name, _ in group:
-                out[name] = exc
-            continue
-        for name, reads in group:
-            out[name] = [next(lists) for _ in reads]
-    return out
-
-
-def outcome_of(
-    alarm: MetricAlarm,
-    buckets: Buckets,
-    previous: str,
-    at_ms: int,
-) -> Evaluation:
-    if isinstance(buckets, Exception):
-        return evaluation_error(previous, f"Evaluation failed: {buckets}", failure=True)
-    try:
-        return evaluate(alarm, alarm_datapoints(alarm, buckets, at_ms), previous, at_ms)
-    except WatchkeepError as exc:
-        return evaluation_error(previous, f"Evaluation error: {exc.message}")
 
 
 def _rule_json(rule: Rule) -> dict[str, Any]:

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from alarms.engine import outcome_of, read_buckets
 from alarms.evaluate import Evaluation, evaluate_composite
+from alarms.reads import outcome_of, read_buckets
 from alarms.rules import RuleSet
 from alarms.state import iso_ms
 from query.metrics.reads import MetricSource

@@ -1,24 +1,30 @@
-"""What an alarm reads, and how its buckets become the datapoints ``evaluate`` takes. No I/O.
+"""What an alarm reads, and how its buckets become the datapoints ``evaluate`` takes.
 
-The scheduler gathers ``alarm_reads(alarm)`` of every due alarm into one batched
+``read_buckets`` gathers ``alarm_reads(alarm)`` of every due alarm into one batched
 ``query.metrics.alarm_reads.statistics(source, requests, anchor)`` call (all anchored at
-``evaluate.anchor_ms(alarm, T)``), hands each alarm its slice of bucket lists and calls
-``alarm_datapoints``; a math alarm's expression is evaluated over the evaluation range
-(spec §5.10).
+``evaluate.anchor_ms(alarm, T)``) and hands each alarm its slice of bucket lists;
+``outcome_of`` turns them into datapoints (``alarm_datapoints``: a math alarm's expression is
+evaluated over the evaluation range, spec §5.10) and evaluates. They are the two halves of a
+round, shared by the server's engine and ``alarms eval``; only ``read_buckets`` does I/O.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
-from alarms.evaluate import Datapoint, anchor_ms
+from alarms.evaluate import Datapoint, Evaluation, anchor_ms, evaluate, evaluation_error
 from alarms.rules import MetricAlarm
+from core.errors import WatchkeepError
 from core.metric_errors import MetricMathError
-from query.metrics.alarm_reads import AlarmBucket, AlarmRead
+from query.metrics.alarm_reads import AlarmBucket, AlarmRead, statistics
 from query.metrics.math import MathContext, evaluate_expressions
+from query.metrics.reads import MetricSource
 from query.metrics.series import Series
 
-__all__ = ["alarm_datapoints", "alarm_reads"]
+__all__ = ["Buckets", "alarm_datapoints", "alarm_reads", "outcome_of", "read_buckets"]
+
+log = logging.getLogger(__name__)
 
 
 def alarm_reads(alarm: MetricAlarm) -> list[AlarmRead]:
@@ -95,3 +101,43 @@ def alarm_datapoints(
             query_id=returned.id,
         )
     return [Datapoint(t, v) for t, v in zip(result.timestamps, result.values, strict=True)]
+
+
+Buckets = list[list[AlarmBucket]] | Exception
+
+
+def read_buckets(
+    source: MetricSource, alarms: Sequence[MetricAlarm], at_ms: int
+) -> dict[str, Buckets]:
+    """The buckets of every alarm's reads: one ``statistics`` call per anchor (anchors differ
+    only for windows over a day); a failed call is the exception, for those alarms only."""
+    groups: dict[int, list[tuple[str, list[AlarmRead]]]] = {}
+    for alarm in alarms:
+        groups.setdefault(anchor_ms(alarm, at_ms), []).append((alarm.name, alarm_reads(alarm)))
+    out: dict[str, Buckets] = {}
+    for anchor, group in groups.items():
+        requests = [read for _, reads in group for read in reads]
+        try:
+            lists = iter(statistics(source, requests, anchor))
+        except Exception as exc:  # one failing read must not stop the other alarms
+            log.exception("alarm metric read failed for %d alarms", len(group))
+            for name, _ in group:
+                out[name] = exc
+            continue
+        for name, reads in group:
+            out[name] = [next(lists) for _ in reads]
+    return out
+
+
+def outcome_of(
+    alarm: MetricAlarm,
+    buckets: Buckets,
+    previous: str,
+    at_ms: int,
+) -> Evaluation:
+    if isinstance(buckets, Exception):
+        return evaluation_error(previous, f"Evaluation failed: {buckets}", failure=True)
+    try:
+        return evaluate(alarm, alarm_datapoints(alarm, buckets, at_ms), previous, at_ms)
+    except WatchkeepError as exc:
+        return evaluation_error(previous, f"Evaluation error: {exc.message}")
