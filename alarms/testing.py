@@ -45,13 +45,12 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from alarms.evaluate import anchor_ms, cadence_s, evaluate, evaluate_composite, evaluation_error
 from alarms.reads import alarm_datapoints, alarm_reads
+from alarms.rule_source import _pydantic_issues, _Source
 from alarms.rules import (
     MetricSpec,
     RuleIssue,
     RulesError,
     RuleSet,
-    _pydantic_issues,
-    _Source,
     load_rules_path,
     parse_duration,
 )
