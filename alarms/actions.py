@@ -196,6 +196,8 @@ def _run(
         return
     runtime = status.runtime
     run = runtime.scaling.setdefault(name, ScalingRun())
+    if repeat > 0 and run.pending:
+        return  # the autoscaler has not answered the last call: repeats must not queue up
     if run.success_ms and now_ms < run.success_ms + target.cooldown * 1_000:
         if repeat == 0:
             until = iso_ms(run.success_ms + target.cooldown * 1_000)
@@ -215,7 +217,7 @@ def _run(
             _action_item(rule, now_ms, f"Failed to execute action {name}: {why}", name, "Failed")
         )
         return
-    run.last_ms, run.repeat = now_ms, repeat
+    run.last_ms, run.repeat, run.pending = now_ms, repeat, True
     body = envelope("alarm.scaling", rule, status)
     body |= {"group": target.group, "adjustment": adjustment, "breach": breach, "repeat": repeat}
     effects.deliveries.append(Delivery(name, "alarm.scaling", body))

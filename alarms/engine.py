@@ -17,11 +17,13 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
+import duckdb
 import orjson
 import pyarrow as pa
 
@@ -29,12 +31,14 @@ from alarms.actions import Effects, alarm_type, settle
 from alarms.definitions import API_SOURCE, load_all, rule_files
 from alarms.evaluate import (
     Evaluation,
+    cadence_s,
     evaluate_composite,
     is_due,
 )
 from alarms.notify import Outcome
-from alarms.reads import outcome_of, read_buckets
+from alarms.reads import Buckets, outcome_of, read_buckets
 from alarms.rules import CompositeAlarm, MetricAlarm, RuleSet
+from alarms.silences import active_silences
 from alarms.state import AlarmStatus
 from alarms.store import AlarmStore, HistoryItem
 from core.errors import Conflict, NotFound
@@ -46,6 +50,7 @@ __all__ = ["AlarmEngine", "AuditSink", "Rule", "TickReport"]
 log = logging.getLogger(__name__)
 
 Rule = MetricAlarm | CompositeAlarm
+T = TypeVar("T")
 AuditSink = Callable[[Sequence[tuple[str, dict[str, Any]]]], None]
 TICK_MS = 10_000
 NOTIFICATIONS_NAMESPACE = "Watchkeep/Notifications"
@@ -57,8 +62,16 @@ _AUDIT_EVENTS = {
 
 
 class Outbox(Protocol):
-    def enqueue(
-        self, target: str, alarm: str, event: str, body: dict[str, Any], now_ms: int
+    def transaction(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]: ...
+
+    def enqueue_in(
+        self,
+        cur: duckdb.DuckDBPyConnection,
+        target: str,
+        alarm: str,
+        event: str,
+        body: dict[str, Any],
+        now_ms: int,
     ) -> object: ...
 
 
@@ -107,6 +120,8 @@ class AlarmEngine:
         self._statuses: dict[str, AlarmStatus] = {}
         self._pending_composites: set[str] = set()  # new or changed: evaluate at the next tick
         self._files: list[tuple[str, str]] = []  # the rule files as last loaded
+        self._active_silences: set[str] = set()  # ids of the silences active last round
+        self._last_tick_ms: int | None = None  # the scheduler's last instant
 
     # ---- lifecycle and rules
 
@@ -141,6 +156,13 @@ class AlarmEngine:
         with self._lock:
             self._refuse_file_rule(name)
             definitions = self.store.definitions()
+            existing = definitions.get(name)
+            if existing is not None and existing["kind"] != kind:
+                raise Conflict(
+                    f"alarm {name!r} is a {existing['kind']} alarm; delete it first to replace "
+                    f"it with a {kind} alarm",
+                    details={"alarm": name, "kind": existing["kind"]},
+                )
             definitions[name] = {"kind": kind, "alarm": document}
             ruleset = load_all(self._files, definitions, self.store.silences())
             self.store.put_definition(name, definitions[name], self.now_ms())
@@ -212,9 +234,9 @@ class AlarmEngine:
                         data["originalAlarm"] = _rule_json(previous)
                     self._note(work, name, alarm_type(rule), now, f'Alarm "{name}" updated', data)
                     # A put replaces the whole configuration (spec §5.1): actions follow the
-                    # rule again, without replaying what happened while they were disabled.
+                    # rule again. Nothing is replayed: while disabled, each state counted as
+                    # announced; held announcements (wait period, silence) stay due.
                     status.runtime.actions_enabled = None
-                    status.runtime.announced = status.state
                 else:
                     continue
                 status.runtime.config_hash = digest
@@ -228,29 +250,43 @@ class AlarmEngine:
     # ---- evaluation
 
     def tick(self, at_ms: int | None = None) -> TickReport:
-        """Evaluate every alarm due at ``at_ms`` (default: the latest 10 s instant)."""
+        """Evaluate every alarm due at ``at_ms``.
+
+        Without ``at_ms`` (the scheduler's call) the instant is the latest 10 s one, and an
+        alarm whose own instant was missed since the last tick (a late or overrunning round)
+        is evaluated as of that instant, once: a minute alarm never skips a minute.
+        """
         started = time.perf_counter()
+        rules = self._rules
         if at_ms is None:
             now = self.now_ms()
             at_ms = now - now % TICK_MS
-        rules = self._rules
-        due = [alarm for alarm in rules.alarms.values() if is_due(alarm, at_ms)]
-        buckets = read_buckets(self._metrics, due, at_ms)
+            instants = _due_instants(rules.alarms.values(), at_ms, self._last_tick_ms)
+            self._last_tick_ms = at_ms
+        else:
+            instants = {a.name: at_ms for a in rules.alarms.values() if is_due(a, at_ms)}
+        by_instant: dict[int, list[MetricAlarm]] = {}
+        for name, instant in instants.items():
+            by_instant.setdefault(instant, []).append(rules.alarms[name])
+        buckets: dict[str, Buckets] = {}
+        for instant, alarms in by_instant.items():
+            buckets |= read_buckets(self._metrics, alarms, instant)
         read_s = time.perf_counter() - started
         with self._lock:
             work = _Round()
-            for alarm in due:
-                if self._rules.alarms.get(alarm.name) is not alarm:
+            for name, instant in instants.items():
+                alarm = rules.alarms[name]
+                if self._rules.alarms.get(name) is not alarm:
                     continue  # reloaded while the metrics were read
-                status = self._statuses[alarm.name]
-                outcome = outcome_of(alarm, buckets[alarm.name], status.state, at_ms)
-                self._apply(work, alarm, status, outcome, at_ms)
-                work.evaluated.add(alarm.name)
+                status = self._statuses[name]
+                outcome = outcome_of(alarm, buckets[name], status.state, instant)
+                self._apply(work, alarm, status, outcome, instant)
+                work.evaluated.add(name)
             self._evaluate_composites(work, at_ms)
             self._settle(work, at_ms)
             self._commit(work, at_ms)
         return TickReport(
-            at_ms, len(due), len(work.transitioned), read_s, time.perf_counter() - started
+            at_ms, len(instants), len(work.transitioned), read_s, time.perf_counter() - started
         )
 
     def _apply(
@@ -267,13 +303,12 @@ class AlarmEngine:
             work.dirty[rule.name] = status
         if outcome.kept:
             return
-        if outcome.breach is not None:
-            breach = outcome.breach
-            status.runtime.breach = {
-                "value": breach.value,
-                "threshold": breach.threshold,
-                "delta": breach.delta,
-            }
+        breach = outcome.breach  # scaling hooks size from the newest decision only (§6.5)
+        status.runtime.breach = (
+            {"value": breach.value, "threshold": breach.threshold, "delta": breach.delta}
+            if breach is not None
+            else None
+        )
         if outcome.state != status.state:
             self._transition(work, rule, status, outcome.state, outcome.reason,
                              outcome.reason_data, now)  # fmt: skip
@@ -329,7 +364,11 @@ class AlarmEngine:
         about 150: with 10,000 alarms per round that was most of the round's CPU.
         """
         states = {name: status.state for name, status in self._statuses.items()}
-        silences = self._rules.silences
+        # Which silences hold actions is decided once per round (a cron schedule costs a few
+        # hundred microseconds); every alarm is looked at only when that set changes.
+        active = active_silences(self._rules.silences, now)
+        changed = {s.id for s in active} != self._active_silences
+        self._active_silences = {s.id for s in active}
         for name, status in self._statuses.items():
             rule = self._rule(name)
             if rule is None:
@@ -337,21 +376,24 @@ class AlarmEngine:
             runtime = status.runtime
             transitioned, evaluated = name in work.transitioned, name in work.evaluated
             watched = isinstance(rule, CompositeAlarm) and rule.suppression is not None
-            if not (transitioned or evaluated or watched or runtime.held_by or silences):
+            if not (transitioned or evaluated or watched or runtime.held_by or changed):
                 continue
             before = orjson.dumps(runtime)
-            work.effects.extend(
-                settle(
+            try:
+                effects = settle(
                     rule,
                     status,
                     targets=self._rules.targets,
-                    silences=silences,
+                    silences=active,
                     states=states,
                     now_ms=now,
                     transitioned=transitioned,
                     evaluated=evaluated,
                 )
-            )
+            except Exception:  # one alarm's actions must not stop the others' round
+                log.exception("deciding the actions of alarm %s failed", name)
+                continue
+            work.effects.extend(effects)
             if orjson.dumps(runtime) != before:
                 work.dirty[name] = status
 
@@ -395,6 +437,15 @@ class AlarmEngine:
             pairs = [(self._rule(n), s) for n, s in sorted(self._statuses.items())]
         return [(rule, status) for rule, status in pairs if rule is not None]
 
+    def render(
+        self, view: Callable[[Rule, AlarmStatus], T], names: Sequence[str] | None = None
+    ) -> list[T]:
+        """``view`` of every alarm (or of ``names``, which must exist), under the lock, so
+        that no half-applied round shows. Call it off the event loop."""
+        with self._lock:
+            pairs = [self.lookup(n) for n in names] if names is not None else self.statuses()
+            return [view(rule, status) for rule, status in pairs]
+
     # ---- delivery outcomes (from the notifier's thread)
 
     def on_delivery(self, outcome: Outcome) -> None:
@@ -422,8 +473,10 @@ class AlarmEngine:
             self._note(work, alarm, kind, at_ms, summary, data, "Action")
             status = self._statuses.get(alarm)
             run = status.runtime.scaling.get(target) if status is not None else None
-            if outcome.ok and status is not None and run is not None:
-                run.success_ms = at_ms  # the cooldown starts at a successful invocation
+            if status is not None and run is not None and delivery.event == "alarm.scaling":
+                run.pending = False
+                if outcome.ok:
+                    run.success_ms = at_ms  # the cooldown starts at a successful invocation
                 work.dirty[alarm] = status
             self._commit(work, at_ms)
         if not outcome.ok and self._publish is not None:
@@ -455,11 +508,21 @@ class AlarmEngine:
         work.effects.history.append(HistoryItem(name, kind, now, item_type, summary, data))
 
     def _commit(self, work: _Round, now: int) -> None:
-        for delivery in work.effects.deliveries:
-            alarm = delivery.body["alarm"]["name"]
-            self._outbox.enqueue(delivery.target, alarm, delivery.event, delivery.body, now)
-        self.store.save_states(work.dirty.values())
-        self.store.append_history(work.effects.history)
+        """Deliveries, states and history in one transaction (a crash leaves all or none:
+        never a delivery without the state that announced it); then the audit records. If
+        the write fails, the states are read back, so memory never runs ahead of the store."""
+        try:
+            with self._outbox.transaction() as cur:
+                for delivery in work.effects.deliveries:
+                    alarm = delivery.body["alarm"]["name"]
+                    self._outbox.enqueue_in(
+                        cur, delivery.target, alarm, delivery.event, delivery.body, now
+                    )
+                self.store.save_states(work.dirty.values(), cur)
+                self.store.append_history(work.effects.history, cur)
+        except Exception:
+            self._statuses = self.store.load_states()
+            raise
         if self._audit is not None and work.effects.history:
             self._audit([(_AUDIT_EVENTS[i.item_type], i.to_json()) for i in work.effects.history])
         if work.effects.deliveries:
@@ -467,6 +530,18 @@ class AlarmEngine:
 
     def now_ms(self) -> int:
         return int(self._clock() * 1_000)
+
+
+def _due_instants(alarms: Iterable[MetricAlarm], at_ms: int, last_ms: int | None) -> dict[str, int]:
+    """Each alarm's latest own instant (spec §5.3) at or before ``at_ms`` that no tick has
+    evaluated yet: ``at_ms`` itself when it is one, or one missed since ``last_ms``."""
+    out: dict[str, int] = {}
+    for alarm in alarms:
+        cadence_ms = cadence_s(alarm) * 1_000
+        instant = at_ms - at_ms % cadence_ms
+        if instant == at_ms or (last_ms is not None and instant > last_ms):
+            out[alarm.name] = instant
+    return out
 
 
 def _rule_json(rule: Rule) -> dict[str, Any]:

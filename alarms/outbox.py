@@ -14,7 +14,8 @@ from __future__ import annotations
 import builtins
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -140,6 +141,32 @@ class Outbox:
         The envelope fields ``version`` (default "1"), ``delivery_id`` and ``event`` are set
         here and lead the body; the rest of ``body`` follows in its own order.
         """
+        with self.transaction() as cur:
+            return self.enqueue_in(cur, target, alarm, event, body, now_ms)
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One transaction on one cursor, under the outbox's write lock: the alarm engine
+        writes a round's deliveries, states and history in it, all or nothing."""
+        with self._write_lock, self._cursor() as cur:
+            cur.begin()
+            try:
+                yield cur
+            except BaseException:
+                cur.rollback()
+                raise
+            cur.commit()
+
+    def enqueue_in(
+        self,
+        cur: duckdb.DuckDBPyConnection,
+        target: str,
+        alarm: str,
+        event: str,
+        body: Mapping[str, Any],
+        now_ms: int,
+    ) -> Delivery:
+        """``enqueue`` inside a ``transaction`` the caller holds."""
         if event not in EVENTS:
             raise ValueError(f"unknown webhook event {event!r}; expected one of {EVENTS}")
         delivery_id = str(uuid.uuid4())
@@ -150,13 +177,12 @@ class Outbox:
         }
         envelope.update({k: v for k, v in body.items() if k not in envelope})
         text = orjson.dumps(envelope).decode("utf-8")
-        with self._write_lock, self._cursor() as cur:
-            row = cur.execute(
-                f"INSERT INTO alarm_outbox VALUES "
-                f"(?, nextval('alarm_outbox_seq'), ?, ?, ?, ?, ?, 0, ?, 'pending', NULL, NULL, ?) "
-                f"RETURNING {_COLUMNS}",
-                [delivery_id, target, alarm, event, text, now_ms, now_ms, now_ms],
-            ).fetchone()
+        row = cur.execute(
+            f"INSERT INTO alarm_outbox VALUES "
+            f"(?, nextval('alarm_outbox_seq'), ?, ?, ?, ?, ?, 0, ?, 'pending', NULL, NULL, ?) "
+            f"RETURNING {_COLUMNS}",
+            [delivery_id, target, alarm, event, text, now_ms, now_ms, now_ms],
+        ).fetchone()
         assert row is not None
         return _delivery(row)
 
@@ -290,13 +316,16 @@ class Outbox:
             details={"delivery_id": delivery_id, "status": current.status},
         )
 
-    def purge(self, older_than_ms: int) -> int:
-        """Delete delivered and cancelled rows last changed before ``older_than_ms``."""
+    def purge(self, older_than_ms: int, *, dead_older_than_ms: int | None = None) -> int:
+        """Delete delivered and cancelled rows last changed before ``older_than_ms``, and dead
+        ones (kept longer, for inspection and replay) before ``dead_older_than_ms`` if given."""
+        dead_before = -1 if dead_older_than_ms is None else dead_older_than_ms
         with self._write_lock, self._cursor() as cur:
             rows = cur.execute(
-                "DELETE FROM alarm_outbox WHERE status IN ('delivered', 'cancelled') "
-                "AND updated_ms < ? RETURNING delivery_id",
-                [older_than_ms],
+                "DELETE FROM alarm_outbox WHERE (status IN ('delivered', 'cancelled') "
+                "AND updated_ms < ?) OR (status = 'dead' AND updated_ms < ?) "
+                "RETURNING delivery_id",
+                [older_than_ms, dead_before],
             ).fetchall()
         return len(rows)
 

@@ -141,3 +141,6 @@ def outcome_of(
         return evaluate(alarm, alarm_datapoints(alarm, buckets, at_ms), previous, at_ms)
     except WatchkeepError as exc:
         return evaluation_error(previous, f"Evaluation error: {exc.message}")
+    except Exception as exc:  # a bug in one alarm's evaluation must not stop the round
+        log.exception("evaluating alarm %s failed", alarm.name)
+        return evaluation_error(previous, f"Evaluation failed: {exc}", failure=True)

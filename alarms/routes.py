@@ -20,13 +20,16 @@ from alarms.definitions import API_SOURCE
 from alarms.engine import AlarmEngine, Rule
 from alarms.state import STATES, AlarmStatus
 from alarms.store import HistoryQuery
+from core.bodies import read_limited
 from core.errors import BadRequest, Conflict, Unavailable
 from core.operations import Operation, RequestTarget, operation
 from core.timeparse import parse_range_time
+from core.units import format_size
 
 __all__ = ["alarm_arn", "alarm_engine", "alarm_view", "router"]
 
 router = APIRouter(prefix="/api/v1/alarms", tags=["alarms"])
+MAX_DOCUMENT_BYTES = 120 * 1024  # CloudWatch's PutMetricAlarm request limit
 
 
 def alarm_arn(target: RequestTarget, name: str) -> str:
@@ -97,14 +100,17 @@ async def describe_alarms(
     prefix: str | None = None,
 ) -> dict[str, Any]:
     engine = alarm_engine(request)
-    views = [
-        alarm_view(engine, rule, status)
-        for rule, status in engine.statuses()
-        if (state is None or status.state == state)
-        and (kind is None or rule.kind == kind)
-        and (prefix is None or rule.name.startswith(prefix))
-    ]
-    return {"alarms": views}
+
+    def view(rule: Rule, status: AlarmStatus) -> dict[str, Any] | None:
+        wanted = (
+            (state is None or status.state == state)
+            and (kind is None or rule.kind == kind)
+            and (prefix is None or rule.name.startswith(prefix))
+        )
+        return alarm_view(engine, rule, status) if wanted else None
+
+    views = await asyncio.to_thread(engine.render, view)
+    return {"alarms": [v for v in views if v is not None]}
 
 
 @router.get("/history")
@@ -154,9 +160,7 @@ async def reload_rules(request: Request) -> dict[str, Any]:
 @router.get("/{name}")
 @operation(DESCRIBE_ALARM)
 async def describe_alarm(request: Request, name: str) -> dict[str, Any]:
-    engine = alarm_engine(request)
-    rule, status = engine.lookup(name)
-    return alarm_view(engine, rule, status)
+    return await _view(alarm_engine(request), name)
 
 
 @router.put("/{name}")
@@ -218,8 +222,8 @@ async def set_alarm_state(request: Request, name: str, body: SetStateBody) -> di
     engine = alarm_engine(request)
     data = _reason_data(body.reason_data)
     assert body.state in STATES
-    status = await asyncio.to_thread(engine.set_state, name, body.state, body.reason, data)
-    return alarm_view(engine, engine.lookup(name)[0], status)
+    await asyncio.to_thread(engine.set_state, name, body.state, body.reason, data)
+    return await _view(engine, name)
 
 
 @router.post("/{name}/actions/enable")
@@ -236,8 +240,8 @@ async def disable_alarm_actions(request: Request, name: str) -> dict[str, Any]:
 
 async def _actions(request: Request, name: str, enabled: bool) -> dict[str, Any]:
     engine = alarm_engine(request)
-    status = await asyncio.to_thread(engine.set_actions_enabled, name, enabled)
-    return alarm_view(engine, engine.lookup(name)[0], status)
+    await asyncio.to_thread(engine.set_actions_enabled, name, enabled)
+    return await _view(engine, name)
 
 
 # Paths under /api/v1/alarms that the GET of an alarm with that name would never reach.
@@ -252,7 +256,7 @@ async def _put(request: Request, name: str, kind: str) -> dict[str, Any]:
             "is another resource; choose another name",
             details={"field": "name"},
         )
-    document = await _json_object(request)
+    document = await json_object(request, "one alarm")
     named = document.setdefault("name", name)
     if named != name:
         raise BadRequest(
@@ -260,18 +264,30 @@ async def _put(request: Request, name: str, kind: str) -> dict[str, Any]:
             details={"field": "name"},
         )
     await asyncio.to_thread(engine.put_definition, kind, document)
-    rule, status = engine.lookup(name)
-    return alarm_view(engine, rule, status)
+    return await _view(engine, name)
 
 
-async def _json_object(request: Request) -> dict[str, Any]:
-    raw = await request.body()
+async def _view(engine: AlarmEngine, name: str) -> dict[str, Any]:
+    views = await asyncio.to_thread(
+        engine.render, lambda rule, status: alarm_view(engine, rule, status), [name]
+    )
+    return views[0]
+
+
+async def json_object(request: Request, what: str) -> dict[str, Any]:
+    """The body as one JSON object of at most ``MAX_DOCUMENT_BYTES`` (PutMetricAlarm's limit)."""
+    raw = await read_limited(
+        request.headers,
+        request.stream(),
+        MAX_DOCUMENT_BYTES,
+        f"{what} is limited to {format_size(MAX_DOCUMENT_BYTES)}",
+    )
     try:
         document = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"the body is not valid JSON: {exc}") from None
     if not isinstance(document, dict):
-        raise BadRequest("the body must be a JSON object: one alarm as in a rule file")
+        raise BadRequest(f"the body must be a JSON object: {what} as in a rule file")
     return document
 
 

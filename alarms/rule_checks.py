@@ -8,6 +8,8 @@ import zoneinfo
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from apscheduler.triggers.cron import CronTrigger
+
 from alarms import composite
 from alarms.rule_models import (
     _NAME_CHARS,
@@ -306,6 +308,11 @@ def _check_silence(silence: Silence) -> list[tuple[Path_, str]]:
     if silence.schedule is not None:
         if len(silence.schedule.cron.split()) != 5:
             out.append((("schedule", "cron"), "a cron expression has 5 fields"))
+        else:
+            try:
+                CronTrigger.from_crontab(silence.schedule.cron)
+            except ValueError as exc:
+                out.append((("schedule", "cron"), f"invalid cron expression: {exc}"))
         try:
             zoneinfo.ZoneInfo(silence.schedule.timezone)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):

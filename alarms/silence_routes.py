@@ -14,7 +14,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Query, Request
 
 from alarms.engine import AlarmEngine
-from alarms.routes import alarm_engine
+from alarms.routes import alarm_engine, json_object
 from alarms.silences import is_active
 from core.errors import BadRequest, Conflict, Unavailable
 from core.operations import Operation, RequestTarget, operation
@@ -43,7 +43,7 @@ REPLAY_DELIVERY = Operation("ReplayAlarmDelivery", "cloudwatch:ReplayAlarmDelive
 async def list_silences(request: Request) -> dict[str, Any]:
     """Every silence, from files and from the API, and whether it holds actions now."""
     engine = alarm_engine(request)
-    stored = set(engine.store.silences())
+    stored = set(await asyncio.to_thread(engine.store.silences))
     now = int(time.time() * 1_000)
     return {
         "silences": [
@@ -62,16 +62,11 @@ async def list_silences(request: Request) -> dict[str, Any]:
 async def put_silence(request: Request) -> dict[str, Any]:
     """Create or replace a silence; ``id`` defaults to a new UUID."""
     engine = alarm_engine(request)
-    try:
-        document = await request.json()
-    except ValueError as exc:
-        raise BadRequest(f"the body is not valid JSON: {exc}") from None
-    if not isinstance(document, dict):
-        raise BadRequest("the body must be a JSON object: one silence as in a rule file")
+    document = await json_object(request, "one silence")
     silence_id = document.setdefault("id", str(uuid.uuid4()))
     if not isinstance(silence_id, str) or not silence_id:
         raise BadRequest("the silence's `id` must be a non-empty string", details={"field": "id"})
-    _refuse_file_silence(engine, silence_id)
+    await asyncio.to_thread(_refuse_file_silence, engine, silence_id)
     await asyncio.to_thread(engine.put_silence, document)
     return {"id": silence_id}
 
@@ -80,7 +75,7 @@ async def put_silence(request: Request) -> dict[str, Any]:
 @operation(DELETE_SILENCE)
 async def delete_silence(request: Request, silence_id: str) -> dict[str, Any]:
     engine = alarm_engine(request)
-    _refuse_file_silence(engine, silence_id)
+    await asyncio.to_thread(_refuse_file_silence, engine, silence_id)
     await asyncio.to_thread(engine.delete_silence, silence_id)
     return {"deleted": silence_id}
 

@@ -9,6 +9,7 @@ trigger answers as "the first firing at or after ``now - duration`` is not after
 from __future__ import annotations
 
 import functools
+import logging
 import zoneinfo
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -17,7 +18,9 @@ from apscheduler.triggers.cron import CronTrigger
 
 from alarms.rules import Schedule, Silence
 
-__all__ = ["active_silence", "is_active"]
+log = logging.getLogger(__name__)
+
+__all__ = ["active_silence", "active_silences", "is_active"]
 
 
 def is_active(silence: Silence, now_ms: int) -> bool:
@@ -29,6 +32,18 @@ def is_active(silence: Silence, now_ms: int) -> bool:
     since = now - window + timedelta(microseconds=1)
     fire = _trigger(silence.schedule).get_next_fire_time(None, since)
     return fire is not None and fire <= now
+
+
+def active_silences(silences: Iterable[Silence], now_ms: int) -> list[Silence]:
+    """The silences active at ``now_ms``; one that cannot be evaluated counts as inactive."""
+    active = []
+    for silence in silences:
+        try:
+            if is_active(silence, now_ms):
+                active.append(silence)
+        except ValueError:  # refused at load; kept from stopping a round all the same
+            log.exception("silence %s cannot be evaluated", silence.id)
+    return active
 
 
 def active_silence(

@@ -27,6 +27,7 @@ class ScalingRun:
     last_ms: int = 0
     success_ms: int = 0
     repeat: int = 0
+    pending: bool = False  # a delivery is queued: repeats wait for its outcome (no pile-up)
 
 
 @dataclass(slots=True)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -167,7 +168,9 @@ class AlarmStore:
             for row in rows
         }
 
-    def save_states(self, statuses: Iterable[AlarmStatus]) -> None:
+    def save_states(
+        self, statuses: Iterable[AlarmStatus], conn: duckdb.DuckDBPyConnection | None = None
+    ) -> None:
         """Upsert in one statement: an evaluation round writes thousands of rows at once.
 
         The batch is built column by column and the runtime serialised by orjson straight from
@@ -189,10 +192,10 @@ class AlarmStore:
             "runtime": [orjson.dumps(s.runtime).decode() for s in saved],
         }
         batch = pa.table(columns, schema=_STATE_SCHEMA)
-        with self._cursor() as conn:
-            conn.register("alarm_state_batch", batch)
-            conn.execute("INSERT OR REPLACE INTO alarm_state SELECT * FROM alarm_state_batch")
-            conn.unregister("alarm_state_batch")
+        with self._using(conn) as cur:
+            cur.register("alarm_state_batch", batch)
+            cur.execute("INSERT OR REPLACE INTO alarm_state SELECT * FROM alarm_state_batch")
+            cur.unregister("alarm_state_batch")
 
     def delete_states(self, names: Iterable[str]) -> None:
         gone = list(names)
@@ -202,7 +205,9 @@ class AlarmStore:
 
     # ---- history
 
-    def append_history(self, items: Sequence[HistoryItem]) -> None:
+    def append_history(
+        self, items: Sequence[HistoryItem], conn: duckdb.DuckDBPyConnection | None = None
+    ) -> None:
         if not items:
             return
         batch = pa.table(
@@ -215,13 +220,13 @@ class AlarmStore:
                 "data": [_bounded_json(item.data) for item in items],
             }
         )
-        with self._cursor() as conn:
-            conn.register("alarm_history_batch", batch)
-            conn.execute(
+        with self._using(conn) as cur:
+            cur.register("alarm_history_batch", batch)
+            cur.execute(
                 "INSERT INTO alarm_history SELECT nextval('alarm_history_seq'), * "
                 "FROM alarm_history_batch"
             )
-            conn.unregister("alarm_history_batch")
+            cur.unregister("alarm_history_batch")
 
     def history(self, query: HistoryQuery) -> HistoryPage:
         where: list[str] = ["TRUE"]
@@ -295,6 +300,15 @@ class AlarmStore:
             ).fetchall()
         return bool(gone)
 
+    @contextmanager
+    def _using(self, conn: duckdb.DuckDBPyConnection | None) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The caller's cursor (inside its transaction), or a fresh one closed afterwards."""
+        if conn is not None:
+            yield conn
+            return
+        with self._cursor() as cur:
+            yield cur
+
     def _documents(self, sql: str) -> dict[str, dict[str, Any]]:
         with self._cursor() as conn:
             return {key: orjson.loads(doc) for key, doc in conn.execute(sql).fetchall()}
@@ -308,10 +322,21 @@ class AlarmStore:
 
 
 def _bounded_json(data: dict[str, Any]) -> str:
-    """HistoryData is at most 4095 characters; a longer one keeps its type and says so."""
+    """HistoryData is at most 4095 characters. A longer state update loses its reason data
+    first (the values and reasons stay); anything else keeps its type and says so."""
     text = orjson.dumps(data).decode()
     if len(text) <= MAX_DATA:
         return text
+    if "oldState" in data and "newState" in data:
+        lean = {
+            **data,
+            "oldState": {k: v for k, v in data["oldState"].items() if k != "stateReasonData"},
+            "newState": {k: v for k, v in data["newState"].items() if k != "stateReasonData"},
+            "truncated": True,
+        }
+        text = orjson.dumps(lean).decode()
+        if len(text) <= MAX_DATA:
+            return text
     return orjson.dumps({"truncated": True, "type": data.get("type")}).decode()
 
 

@@ -1,11 +1,11 @@
-"""Read a request body under a size limit, and undo its Content-Encoding without letting a
-small bomb become a large allocation."""
+"""Read a request body under a size limit (``core.bodies``), and undo its Content-Encoding
+without letting a small bomb become a large allocation."""
 
 from __future__ import annotations
 
 import zlib
-from collections.abc import AsyncIterator, Mapping
 
+from core.bodies import read_limited
 from core.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from core.units import format_size
 
@@ -13,24 +13,6 @@ __all__ = ["SUPPORTED_ENCODINGS", "decompress", "read_limited"]
 
 SUPPORTED_ENCODINGS = ("identity", "gzip", "x-gzip", "deflate")
 _CHUNK_BYTES = 256 * 1024
-
-
-async def read_limited(
-    headers: Mapping[str, str], stream: AsyncIterator[bytes], max_bytes: int, message: str
-) -> bytes:
-    """The raw body, refused with ``message`` as soon as it passes ``max_bytes`` (compressed
-    or not): a declared Content-Length over the limit is refused before anything is read."""
-    declared = headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-        raise PayloadTooLarge(message, details={"limit_bytes": max_bytes})
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in stream:
-        size += len(chunk)
-        if size > max_bytes:
-            raise PayloadTooLarge(message, details={"limit_bytes": max_bytes})
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _too_large(max_bytes: int) -> PayloadTooLarge:

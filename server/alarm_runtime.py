@@ -42,8 +42,12 @@ class AlarmRuntime:
     notifier: Notifier
 
     def start(self, scheduler: Scheduler) -> None:
-        scheduler.every(TICK_S, self.engine.tick, name="alarm-tick", aligned=True)
+        scheduler.every(
+            TICK_S, self.engine.tick, name="alarm-tick", aligned=True, executor="alarms"
+        )
+        # Daily, and once now: a server restarted every day would otherwise never purge.
         scheduler.every(DAY_S, self._purge, name="alarm-purge")
+        scheduler.once(self._purge, name="alarm-purge-at-start")
         self.notifier.start()
         self._watch_sighup()
 
@@ -51,9 +55,10 @@ class AlarmRuntime:
         self.notifier.stop()
 
     def _purge(self) -> None:
-        now = self.engine.now_ms()
+        """History after 30 days (spec §5.9); delivered webhooks after 7, dead ones after 30."""
+        now, day_ms = self.engine.now_ms(), int(DAY_S) * 1_000
         self.engine.store.purge_history(now)
-        self.outbox.purge(now - 30 * int(DAY_S) * 1_000)
+        self.outbox.purge(now - 7 * day_ms, dead_older_than_ms=now - 30 * day_ms)
 
     def _watch_sighup(self) -> None:
         try:

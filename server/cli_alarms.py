@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import typer
 
@@ -133,5 +134,5 @@ def alarms_set_state(
     if reason_data is not None:
         body["reason_data"] = reason_data
     with client(server, key) as http:
-        view = call(http, "POST", f"/api/v1/alarms/{name}/state", json=body)
+        view = call(http, "POST", f"/api/v1/alarms/{quote(name, safe='')}/state", json=body)
     typer.echo(f"{view['name']}: {view['state']['value']}")

@@ -253,6 +253,54 @@ def test_composite_follows_its_children_at_once(env: Env) -> None:
     assert body["state"]["reason_data"]["triggeringAlarms"][0]["name"] == "cpu-high"
 
 
+def test_a_late_tick_evaluates_the_missed_minute_once(env: Env) -> None:
+    engine = env.engine(TARGETS + CPU_ALARM)
+    env.clock.ms = T0 + 400
+    assert engine.tick().evaluated == 1  # the scheduler's call: the instant is T0
+    env.publish(95, T0 + 30_000)
+    env.clock.ms = T0 + MIN + 25_000  # the round at T0 + 1 min never ran
+    report = engine.tick()
+    assert (report.at_ms, report.evaluated, report.transitions) == (T0 + MIN + 20_000, 1, 1)
+    page = engine.store.history(HistoryQuery(name="cpu-high", item_type="StateUpdate"))
+    assert page.items[0].ts_ms == T0 + MIN, "evaluated as of its own instant"
+    env.clock.ms = T0 + MIN + 35_000
+    assert engine.tick().evaluated == 0, "and only once"
+
+
+def test_a_failed_write_leaves_no_delivery_and_no_state_behind(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = env.engine(TARGETS + CPU_ALARM)
+
+    def broken(*_: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(engine.store, "append_history", broken)
+    with pytest.raises(OSError):
+        engine.set_state("cpu-high", "ALARM", "x", {})
+    assert env.sent() == [], "the delivery was rolled back with the rest"
+    assert states(engine) == {"cpu-high": "INSUFFICIENT_DATA"}, "memory follows the store"
+    monkeypatch.undo()
+    engine.set_state("cpu-high", "ALARM", "x", {})
+    assert [b["state"]["value"] for _, _, b in env.sent()] == ["ALARM"]
+
+
+def test_a_long_state_update_keeps_its_values_in_history(env: Env) -> None:
+    engine = env.engine(TARGETS + CPU_ALARM)
+    engine.set_state("cpu-high", "ALARM", "big", {"blob": "x" * 5_000})
+    page = engine.store.history(HistoryQuery(name="cpu-high", item_type="StateUpdate"))
+    data = page.items[0].data
+    assert data["truncated"] is True
+    assert data["newState"] == {"stateValue": "ALARM", "stateReason": "big"}
+
+
+def test_an_invalid_cron_silence_is_refused_at_load(env: Env) -> None:
+    bad = "silences:\n  - id: s\n    match: {alarm: '*'}\n    schedule: {cron: '99 * * * *', duration: 1h}\n"
+    with pytest.raises(RulesError) as error:
+        env.engine(TARGETS + CPU_ALARM, bad)
+    assert "invalid cron expression" in str(error.value)
+
+
 # ---- composite action suppression (spec §5.11.4, decision D9)
 
 SUPPRESSED = """
@@ -382,24 +430,33 @@ def scaling(env: Env) -> list[tuple[int, float]]:
     ]
 
 
-def test_scaling_hook_repeats_each_minute_and_respects_cooldown(env: Env) -> None:
+def test_scaling_hook_repeats_waits_for_answers_and_respects_cooldown(env: Env) -> None:
     engine = env.engine(TARGETS + SCALING)
-    env.publish(85, T0 - 30_000)  # delta 5: first step
-    engine.tick(T0)
-    env.publish(95, T0 + 30_000)  # delta 15: second step
-    engine.tick(T0 + MIN)
+
+    def tick(minute: int, value: float = 95) -> None:
+        env.publish(value, T0 + minute * MIN - 30_000)
+        engine.tick(T0 + minute * MIN)
+
+    def answer(ok: bool, minute: int) -> None:
+        newest = max(env.outbox.list(limit=100), key=lambda d: d.seq)
+        error = None if ok else "HTTP 503 after 3 attempts"
+        engine.on_delivery(Outcome(newest, ok, 200 if ok else 503, error, 1, T0 + minute * MIN))
+
+    tick(0, 85)  # delta 5: the first step
+    assert scaling(env) == [(0, 1)]
+    tick(1)  # the first call is unanswered: no repeat piles up behind it
+    assert scaling(env) == [(0, 1)]
+    answer(False, 1)
+    tick(2)  # delta 15: the second step
     assert scaling(env) == [(0, 1), (1, 3)]
     body = [b for _, e, b in env.sent() if e == "alarm.scaling"][-1]
     assert body["group"] == "web"
     assert body["breach"] == {"value": 95.0, "threshold": 80.0, "delta": 15.0}
-    delivery = env.outbox.list(limit=1)[0]
-    engine.on_delivery(Outcome(delivery, True, 200, None, 1, T0 + MIN + 1_000))
-    for minute in (2, 3):
-        env.publish(95, T0 + minute * MIN - 30_000)
-        engine.tick(T0 + minute * MIN)
-    assert scaling(env) == [(0, 1), (1, 3)], "no invocation within the 3 min cooldown"
-    env.publish(95, T0 + 4 * MIN + 30_000)
-    engine.tick(T0 + 5 * MIN)
+    answer(True, 2)  # success: a 3 min cooldown starts
+    for minute in (3, 4):
+        tick(minute)
+    assert scaling(env) == [(0, 1), (1, 3)], "no invocation within the cooldown"
+    tick(5)
     assert scaling(env) == [(0, 1), (1, 3), (2, 3)]
 
 

@@ -227,6 +227,8 @@ def test_purge_deletes_old_finished_rows_only(outbox: Outbox) -> None:
         dead.delivery_id,
         pending.delivery_id,
     }
+    assert outbox.purge(T0 + 5, dead_older_than_ms=T0 + 5) == 1, "dead rows go when asked"
+    assert {d.delivery_id for d in outbox.list()} == {new.delivery_id, pending.delivery_id}
 
 
 def test_to_json_shows_the_row_and_the_body_as_an_object(outbox: Outbox) -> None:
