@@ -174,7 +174,7 @@ class MetricAlarm(_Model):
 
     name: str
     description: str = Field("", max_length=1024)
-    labels: dict[str, str] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default_factory=dict, max_length=50)
     metric: MetricSpec | None = None
     statistic: str | None = None
     period: Duration | None = None
@@ -239,7 +239,7 @@ class CompositeAlarm(_Model):
 
     name: str
     description: str = Field("", max_length=1024)
-    labels: dict[str, str] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default_factory=dict, max_length=50)
     rule: str
     actions_enabled: bool = True
     actions: Actions = Field(default_factory=Actions)
@@ -312,7 +312,7 @@ Target = Annotated[WebhookTarget | ScalingTarget, Field(discriminator="type")]
 
 class Match(_Model):
     alarm: str | None = None
-    labels: dict[str, str] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default_factory=dict, max_length=50)
 
     def matches(self, name: str, labels: Mapping[str, str]) -> bool:
         """Glob on the name, exact on labels; every given part must match."""
