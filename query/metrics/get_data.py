@@ -1,6 +1,6 @@
 """GetMetricData (spec §2.4-§2.6): several metrics and metric math in one request, paginated.
 
-Every ``metric_stat`` query is fetched in one statement (``reads.run_statistics``); the
+Every ``metric_stat`` query is fetched in one statement (``reads.run_series``); the
 expressions are evaluated over those series (``math.evaluate_expressions``). Pagination walks
 the datapoints of all returned series in time order (newest first for
 ``TimestampDescending``); the token records where the last page stopped, together with the
@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.metric_errors import (
@@ -33,11 +35,11 @@ from query.metrics.reads import (
     check_unit,
     decode_token,
     encode_token,
-    run_statistics,
+    run_series,
 )
 from query.metrics.series import Series
 from query.metrics.statistic import parse_statistic
-from query.metrics.statistics import StatisticsQuery, datapoints_to_series
+from query.metrics.statistics import StatisticsQuery
 from query.metrics.window import check_period, plan_window
 
 __all__ = ["MAX_DATAPOINTS", "MAX_QUERIES", "MetricDataBody", "get_metric_data"]
@@ -218,13 +220,11 @@ def _fetch(
                 check_unit(stat.unit),
             )
         )
-    fetched = run_statistics(source, reads) if reads else []
+    fetched = run_series(source, reads) if reads else []
     out: dict[str, Series] = {}
-    for query, read, points in zip(stats, reads, fetched, strict=True):
+    for query, read, (timestamps, values) in zip(stats, reads, fetched, strict=True):
         label = query.label or read.metric_name
-        out[query.id] = datapoints_to_series(
-            points, read.statistics[0].text, read.window.period_s, label
-        )
+        out[query.id] = Series(timestamps, values, read.window.period_s, label)
     return out
 
 
@@ -238,24 +238,42 @@ def _page(
 ) -> dict[str, Any]:
     """The next ``limit`` datapoints after the cursor, across every result, in scan order."""
     sign = -1 if descending else 1
-    points = sorted(
-        (sign * t, index, v)
-        for index, result in enumerate(results)
-        for t, v in zip(result.series.timestamps, result.series.values, strict=True)
+    # The order of sorted((sign * t, index, v)) over every point, sorted by Arrow.
+    points = pa.table(
+        {
+            "key": pa.array([sign * t for r in results for t in r.series.timestamps], pa.int64()),
+            "owner": pa.array(
+                [i for i, r in enumerate(results) for _ in r.series.timestamps], pa.int64()
+            ),
+            "value": pa.array([v for r in results for v in r.series.values], pa.float64()),
+        }
     )
     if cursor is not None and cursor.position is not None:
-        after = (sign * cursor.position[0], cursor.position[1])
-        points = [p for p in points if (p[0], p[1]) > after]
-    page, rest = points[:limit], points[limit:]
+        after_key, after_index = sign * cursor.position[0], cursor.position[1]
+        key, owner = points.column("key"), points.column("owner")
+        points = points.filter(
+            pc.or_(
+                pc.greater(key, after_key),
+                pc.and_(pc.equal(key, after_key), pc.greater(owner, after_index)),
+            )
+        )
+    points = points.take(
+        pc.sort_indices(
+            points, [("key", "ascending"), ("owner", "ascending"), ("value", "ascending")]
+        )
+    )
+    page = points.slice(0, limit)
     timestamps: list[list[int]] = [[] for _ in results]
     values: list[list[float]] = [[] for _ in results]
-    for key, index, value in page:
-        timestamps[index].append(sign * key)
+    page_keys, page_owners = page.column("key").to_pylist(), page.column("owner").to_pylist()
+    for key_, index, value in zip(
+        page_keys, page_owners, page.column("value").to_pylist(), strict=True
+    ):
+        timestamps[index].append(sign * key_)
         values[index].append(value)
-    pending = {index for _, index, _ in rest}
+    pending = set(pc.unique(points.column("owner").slice(limit)).to_pylist())
     token = None
-    if rest and cursor is not None and fingerprint is not None:
-        last_key, last_index, _ = page[-1]
+    if points.num_rows > limit and cursor is not None and fingerprint is not None:
         token = encode_token(
             {
                 "f": fingerprint,
@@ -263,7 +281,7 @@ def _page(
                 "e": cursor.end_ms,
                 "n": cursor.now_ms,
                 "x": now_ms + TOKEN_TTL_MS,
-                "p": [sign * last_key, last_index],
+                "p": [sign * page_keys[-1], page_owners[-1]],
             }
         )
     return {

@@ -45,6 +45,7 @@ __all__ = [
     "encode_token",
     "get_metric_statistics",
     "list_metrics",
+    "run_series",
     "run_statistics",
 ]
 
@@ -95,6 +96,22 @@ def run_statistics(
     table = source.query(start_ms, end_ms, compiled.sql, compiled.params)
     columns = [table.column(i).to_pylist() for i in range(table.num_columns)]
     return compiled.datapoints(zip(*columns, strict=True))
+
+
+def run_series(
+    source: MetricSource, queries: Sequence[StatisticsQuery]
+) -> list[tuple[tuple[int, ...], tuple[float, ...]]]:
+    """(timestamps, values) of each query's first statistic, as ``datapoints_to_series``
+    would give them, straight from the Arrow columns (GetMetricData asks for one statistic per
+    query, and 100 queries over a day bring some 30,000 buckets)."""
+    readable = [q for q in queries if q.window.readable_from_ms < q.window.end_ms]
+    if not readable:
+        return [((), ()) for _ in queries]
+    compiled = compile_statistics(queries)
+    start_ms = min(q.window.readable_from_ms for q in readable)
+    end_ms = max(q.window.end_ms for q in readable)
+    table = source.query(start_ms, end_ms, compiled.sql, compiled.params)
+    return compiled.first_statistic_series(table)
 
 
 def check_metric(namespace: str, metric_name: str, dimensions: object) -> str:

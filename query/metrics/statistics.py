@@ -20,25 +20,34 @@ it; TM, WM and TS see each sample within 1 %, which bounds them within 1 % when 
 share a sign (a sum of mixed signs may cancel); TC and PR with value bounds may count a sample
 within 1 % of a bound on the wrong side of it. Reads of recent data (raw rows) stay exact.
 
-Per bucket, the weighted samples are sorted once; a sample of weight ``w`` whose running total
-is ``upto`` holds the ranks ``(upto - w, upto]``, which turns every rank rule of §2.3.2 into
-sums over overlaps.
-No I/O here.
+How the order statistics are computed in SQL (one scan when every one is a percentile, the
+general plan otherwise) is ``query.metrics.order_sql``'s business. No I/O here.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from core.metric_errors import InvalidParameterValue
+from query.metrics.arrow_values import first_values
+from query.metrics.order_sql import (
+    GENERAL_CTES,
+    GENERAL_SELECT,
+    percentile_grouped,
+    percentile_select,
+)
 from query.metrics.series import Series
 from query.metrics.sql import Sql, join, param, sql
 from query.metrics.statistic import Percentile, Simple, Statistic, Trimmed
 from query.metrics.window import Window
 from store.metric_model import UNITS
-from store.metric_sketch import constant_set_sql, opaque_sql, value_sql
+from store.metric_sketch import opaque_sql
 
 __all__ = [
     "CompiledStatistics",
@@ -109,6 +118,27 @@ class CompiledStatistics:
             result[query_index].append(Datapoint(int(bucket_ms), str(unit), float(n), values))
         return result
 
+    def first_statistic_series(
+        self, table: pa.Table
+    ) -> list[tuple[tuple[int, ...], tuple[float, ...]]]:
+        """(timestamps, values) per query of its first statistic, from the result of ``sql``:
+        what ``datapoints_to_series`` gives from ``datapoints``, without a Python object per
+        bucket (points without a value, or with a value that is not finite, are left out)."""
+        if table.num_rows == 0:
+            return [((), ()) for _ in self.queries]
+        value = first_values(table, [q.statistics[0] for q in self.queries])
+        kept = pc.fill_null(pc.is_finite(value), False)
+        ids = table.column(0).filter(kept).to_pylist()
+        buckets = table.column(1).filter(kept).to_pylist()
+        values = value.filter(kept).to_pylist()
+        out = []
+        begin = 0
+        for index in range(len(self.queries)):
+            end = bisect_right(ids, index, begin)
+            out.append((tuple(buckets[begin:end]), tuple(values[begin:end])))
+            begin = end
+        return out
+
     def first_statistic(
         self, rows: Iterable[Sequence[Any]]
     ) -> Iterator[tuple[int, int, str, float, float | None]]:
@@ -157,9 +187,14 @@ def datapoints_to_series(
 
 
 def compile_statistics(
-    queries: Sequence[StatisticsQuery], relation: str = "metrics"
+    queries: Sequence[StatisticsQuery], relation: str = "metrics", *, fast: bool = True
 ) -> CompiledStatistics:
-    """One statement for every query; ``relation`` names the metric table."""
+    """One statement for every query; ``relation`` names the metric table.
+
+    When every order statistic asked for is a percentile, the statement takes the one-scan
+    plan of ``query.metrics.order_sql`` (same answers); ``fast=False`` forces the general plan,
+    for tests that compare the two.
+    """
     if not queries:
         raise ValueError("compile_statistics needs at least one query")
     if not relation.isidentifier():
@@ -177,21 +212,25 @@ def compile_statistics(
         windows.setdefault(key + (q.unit, q.window.high_resolution_only), []).append(index)
     window_of = {i: w for w, members in enumerate(windows.values()) for i in members}
     # Only order statistics read the value lists: scanning them costs more than the rest.
-    ordered = any(not isinstance(s, Simple) for q in queries for s in q.statistics)
+    order = [s for q in queries for s in q.statistics if not isinstance(s, Simple)]
+    percentiles = fast and bool(order) and all(isinstance(s, Percentile) for s in order)
     scans = [
-        _scan(w, [queries[i] for i in members], relation, ordered)
+        _scan(w, [queries[i] for i in members], relation, bool(order))
         for w, members in enumerate(windows.values())
     ]
     ctes = [
-        _series_values(queries, window_of),
+        _series_values(queries, window_of, percentiles),
         sql("rows AS (\n{}\n)", join("\nUNION ALL\n", scans)),
-        Sql(_buckets(ordered)),
+        Sql(_grouped(percentile_grouped() if percentiles else None, bool(order))),
     ]
-    if ordered:
-        ctes += [_stats_values(queries), Sql(_ORDERED)]
-    statement = sql(
-        "WITH {}\n" + (_SELECT_ORDERED if ordered else _SELECT_SIMPLE), join(",\n", ctes)
-    )
+    if percentiles:
+        body = ",\n" + percentile_select()  # its own last CTE, then the SELECT
+    else:
+        ctes.append(Sql(_BUCKETS))
+        if order:
+            ctes += [_stats_values(queries), Sql(GENERAL_CTES)]
+        body = "\n" + (GENERAL_SELECT if order else _SELECT_SIMPLE)
+    statement = sql("WITH {}" + body, join(",\n", ctes))
     return CompiledStatistics(statement.text, list(statement.params), tuple(queries))
 
 
@@ -207,19 +246,25 @@ def _table(name: str, columns: list[tuple[str, str, list[Any]]]) -> Sql:
     )
 
 
-def _series_values(queries: Sequence[StatisticsQuery], window_of: dict[int, int]) -> Sql:
-    return _table(
-        "series",
-        [
-            ("series_id", "INTEGER", list(range(len(queries)))),
-            ("window_id", "INTEGER", [window_of[i] for i in range(len(queries))]),
-            ("namespace", "VARCHAR", [q.namespace for q in queries]),
-            ("metric_name", "VARCHAR", [q.metric_name for q in queries]),
-            ("dims", "VARCHAR", [q.dims for q in queries]),
-            ("start_ms", "BIGINT", [q.window.start_ms for q in queries]),
-            ("period_ms", "BIGINT", [q.window.period_ms for q in queries]),
-        ],
-    )
+def _series_values(
+    queries: Sequence[StatisticsQuery], window_of: dict[int, int], percentiles: bool
+) -> Sql:
+    columns: list[tuple[str, str, list[Any]]] = [
+        ("series_id", "INTEGER", list(range(len(queries)))),
+        ("window_id", "INTEGER", [window_of[i] for i in range(len(queries))]),
+        ("namespace", "VARCHAR", [q.namespace for q in queries]),
+        ("metric_name", "VARCHAR", [q.metric_name for q in queries]),
+        ("dims", "VARCHAR", [q.dims for q in queries]),
+        ("start_ms", "BIGINT", [q.window.start_ms for q in queries]),
+        ("period_ms", "BIGINT", [q.window.period_ms for q in queries]),
+    ]
+    if percentiles:  # each read's percentiles in basis points, in request order
+        bps = [
+            [float(s.basis_points) for s in q.statistics if isinstance(s, Percentile)]
+            for q in queries
+        ]
+        columns.append(("bps", "DOUBLE[]", bps))
+    return _table("series", columns)
 
 
 def _stat_row(statistic: Statistic) -> tuple[str, bool, float | None, float | None]:
@@ -265,7 +310,20 @@ def _one_of(column: str, values: set[str]) -> Sql:
     """A filter the scan can push down; the join to ``series`` keeps only exact metrics."""
     if len(values) == 1:
         return sql(f"{column} = {{}}", param(next(iter(values))))
-    return sql(f"{column} IN ({{}})", join(", ", [param(v) for v in sorted(values)]))
+    ordered = sorted(values)
+    if len(ordered) <= _IN_LIST_MAX:
+        return sql(f"{column} IN ({{}})", join(", ", [param(v) for v in ordered]))
+    # DuckDB evaluates a long IN list as a chain of ORs; one list parameter is a single
+    # function, and the range still prunes row groups by their statistics.
+    return sql(
+        f"{column} >= {{}} AND {column} <= {{}} AND list_contains({{}}, {column})",
+        param(ordered[0]),
+        param(ordered[-1]),
+        param(ordered, "VARCHAR[]"),
+    )
+
+
+_IN_LIST_MAX = 8
 
 
 def _scan(window_id: int, queries: list[StatisticsQuery], relation: str, ordered: bool) -> Sql:
@@ -287,7 +345,9 @@ def _scan(window_id: int, queries: list[StatisticsQuery], relation: str, ordered
         if tiers
         else Sql("rollup_s IS NULL")
     )
-    lists = ', "values", counts, sketch_keys, sketch_counts' if ordered else ""
+    # Raw rows have no histogram: a window without roll-up tiers need not read those columns.
+    sketches = "sketch_keys, sketch_counts" if tiers else _NO_SKETCH
+    lists = f', "values", counts, {sketches}' if ordered else ""
     return sql(
         f"""    SELECT {window_id} AS window_id, namespace, metric_name, dims,
            (ts_ms - {{}}) // {{}} AS k, unit,
@@ -300,116 +360,32 @@ def _scan(window_id: int, queries: list[StatisticsQuery], relation: str, ordered
     )
 
 
-def _buckets(ordered: bool) -> str:
-    # An opaque bucket holds a statistic set of several different values (module docstring).
-    opaque = opaque_sql()
-    # One aggregation, then the small join to ``series``: within a window every series has the
-    # window's start and period, so (window, metric, k) is one (series, bucket). A second
-    # GROUP BY after the join (to merge units) cost a pipeline of its own; min = max says
-    # whether the bucket holds one unit.
+def _grouped(percentiles: str | None, ordered: bool) -> str:
+    """One aggregation per (window, metric, bucket): within a window every series has the
+    window's start and period, so (window, metric, k) is one (series, bucket). ``min = max``
+    says whether the bucket holds one unit (a second GROUP BY to merge units cost a pipeline).
+    An opaque bucket holds a statistic set of several different values (module docstring).
+    """
+    extra = percentiles or f"{f'bool_or({opaque_sql()})' if ordered else 'false'} AS opaque"
     return f"""grouped AS (
     SELECT window_id, namespace, metric_name, dims, k,
            CASE WHEN min(unit) = max(unit) THEN min(unit) ELSE 'None' END AS unit,
            sum(sample_count) AS n, sum("sum") AS total, min(minimum) AS low, max(maximum) AS high,
-           {f"bool_or({opaque})" if ordered else "false"} AS opaque
+           {extra}
     FROM rows
     GROUP BY window_id, namespace, metric_name, dims, k
-),
-buckets AS (
+)"""
+
+
+_NO_SKETCH = "NULL::INTEGER[] AS sketch_keys, NULL::DOUBLE[] AS sketch_counts"
+
+_BUCKETS = """buckets AS (
     SELECT s.series_id, s.start_ms + g.k * s.period_ms AS bucket_ms,
            g.unit, g.n, g.total, g.low, g.high, g.opaque
     FROM grouped AS g
     JOIN series AS s USING (window_id, namespace, metric_name, dims)
 )"""
 
-
-# Weighted samples per bucket, each knowing the ranks it holds, then one aggregate per order
-# statistic. Percent bounds keep ranks (low_rank, high_rank]; value bounds keep lower < v <= upper.
-_ORDERED = f"""series_rows AS (
-    SELECT s.series_id, s.start_ms + r.k * s.period_ms AS bucket_ms,
-           r.sample_count, r.minimum, r.maximum, r."values", r.counts,
-           r.sketch_keys, r.sketch_counts
-    FROM rows AS r
-    JOIN series AS s USING (window_id, namespace, metric_name, dims)
-    WHERE s.series_id IN (SELECT series_id FROM stats)
-),
-samples AS (
-    SELECT series_id, bucket_ms, v, coalesce(w, 1) AS w
-    FROM (
-        SELECT series_id, bucket_ms, unnest("values") AS v, unnest(counts) AS w
-        FROM series_rows
-        WHERE len("values") > 0
-        UNION ALL
-        SELECT series_id, bucket_ms,
-               least(greatest({value_sql("key")}, minimum), maximum) AS v, w
-        FROM (
-            SELECT series_id, bucket_ms, minimum, maximum,
-                   unnest(sketch_keys) AS key, unnest(sketch_counts) AS w
-            FROM series_rows
-            WHERE sketch_keys IS NOT NULL
-        )
-        UNION ALL
-        SELECT series_id, bucket_ms, minimum AS v, sample_count AS w
-        FROM series_rows
-        WHERE {constant_set_sql()}
-    )
-),
-ranked AS (
-    SELECT series_id, bucket_ms, v, w,
-           sum(w) OVER (PARTITION BY series_id, bucket_ms ORDER BY v
-                        ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS upto,
-           sum(w) OVER (PARTITION BY series_id, bucket_ms) AS n
-    FROM samples
-),
-ranged AS (
-    SELECT r.series_id, r.bucket_ms, t.stat_id, t.kind, t.percent, t.lower, t.upper,
-           r.v, r.w, r.upto, r.n,
-           floor(t.lower * r.n / 10000) AS low_rank,
-           ceil(t.upper * r.n / 10000) AS high_rank
-    FROM ranked AS r
-    JOIN stats AS t ON r.series_id = t.series_id
-),
-weighed AS (
-    SELECT *,
-           CASE WHEN percent
-                THEN greatest(0, least(upto, high_rank) - greatest(upto - w, low_rank))
-                WHEN (lower IS NULL OR v > lower) AND (upper IS NULL OR v <= upper) THEN w
-                ELSE 0 END AS kept
-    FROM ranged
-),
-ordered AS (
-    SELECT series_id, bucket_ms, stat_id,
-           CASE any_value(kind)
-             WHEN 'p' THEN coalesce(
-                 min(v) FILTER (WHERE upto >= greatest(1, ceil(lower * n / 10000))), max(v))
-             WHEN 'TC' THEN sum(kept)
-             WHEN 'TS' THEN sum(kept * v)
-             WHEN 'TM' THEN sum(kept * v) / nullif(sum(kept), 0)
-             WHEN 'PR' THEN 100 * sum(kept) / any_value(n)
-             WHEN 'WM' THEN CASE WHEN sum(kept) > 0 THEN (
-                 sum(kept * v)
-                 + CASE WHEN any_value(percent) THEN any_value(low_rank)
-                        ELSE coalesce(sum(w) FILTER (WHERE v <= lower), 0) END
-                   * min(v) FILTER (WHERE kept > 0)
-                 + CASE WHEN any_value(percent) THEN any_value(n) - any_value(high_rank)
-                        ELSE coalesce(sum(w) FILTER (WHERE v > upper), 0) END
-                   * max(v) FILTER (WHERE kept > 0)
-               ) / any_value(n) END
-           END AS value
-    FROM weighed
-    GROUP BY series_id, bucket_ms, stat_id
-)"""
-
 _SELECT_SIMPLE = """SELECT series_id, bucket_ms, unit, n, total, low, high
 FROM buckets
 ORDER BY series_id, bucket_ms"""
-
-_SELECT_ORDERED = """SELECT b.series_id, b.bucket_ms, b.unit, b.n, b.total, b.low, b.high,
-       CASE WHEN NOT b.opaque THEN o.order_values END AS order_values
-FROM buckets AS b
-LEFT JOIN (
-    SELECT series_id, bucket_ms, list(value ORDER BY stat_id) AS order_values
-    FROM ordered
-    GROUP BY series_id, bucket_ms
-) AS o ON o.series_id = b.series_id AND o.bucket_ms = b.bucket_ms
-ORDER BY b.series_id, b.bucket_ms"""
