@@ -75,6 +75,7 @@ class _Compiler:
         self.filtered = False
         self.matched_column: str | None = None
         self.matched_at_end = False
+        self.matched_after = False
         self.regexes: list[tuple[str, n.Span]] = []
         self.warnings: list[str] = []
 
@@ -363,14 +364,14 @@ class _Compiler:
             matched_in_rows=self.matched_column is not None,
             matched_in_stats=in_stats,
             matched_below=cap if self.matched_at_end and self.filtered else None,
+            matched_after=self.matched_after,
             scanned_in_sql=not self.options.scanned_by_store,
         )
 
     def _statistics(self, *, standalone: bool = False) -> tuple[str, bool]:
-        """SQL for recordsScanned and bytesScanned (unless the store counts them) and, where
-        the rows do not give it and it differs from recordsScanned, recordsMatched; and
-        whether it has recordsMatched. ``standalone``: in a statement of its own, always with
-        recordsMatched."""
+        """SQL for recordsScanned and bytesScanned (unless the store counts them) and, where the
+        rows do not give it and it differs from recordsScanned, recordsMatched; and whether it has
+        recordsMatched. ``standalone``: a statement of its own, always with recordsMatched."""
         scanned = "" if self.options.scanned_by_store else _SCANNED
         if not self.filtered or (
             not standalone and (self.matched_column is not None or self.matched_at_end)
@@ -388,11 +389,11 @@ class _Compiler:
             if not scanned:
                 return f"SELECT ({matched}) AS records_matched", True
             return f"SELECT {scanned}, ({matched}) AS records_matched FROM logs", True
+        if not scanned:  # the store counts the rest: recordsMatched waits until the rows are out
+            self.matched_after = True
+            return f"SELECT true AS {self._out('one')}", False
         # The stages up to the matched one are read twice (by the rows and here): keep DuckDB
         # from materializing them, which would copy every column of every record.
         for stage in self.stages[: index + 1]:
             stage.inline = True
-        matched = f"(SELECT count(*) FROM {self.matched}) AS records_matched"
-        if scanned:
-            return f"SELECT {scanned}, {matched} FROM logs", True
-        return f"SELECT {matched}", True
+        return f"SELECT {scanned}, (SELECT count(*) FROM {self.matched}) AS records_matched", True

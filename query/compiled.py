@@ -32,8 +32,8 @@ class CompiledQuery:
     sql: str
     params: list[Any]
     columns: tuple[OutputColumn, ...]
-    # Only needed when ``matched_in_rows`` and the answer has no rows (a filter after stats
-    # dropped them all): the statistics on their own.
+    # recordsMatched in a statement of its own: for ``matched_after``, when the cap cuts
+    # ``matched_below`` rows, and when ``matched_in_rows`` but a filter after stats left none.
     statistics_sql: str
     statistics_params: list[Any]
     regexes: tuple[tuple[str, Span], ...] = ()
@@ -45,6 +45,9 @@ class CompiledQuery:
     # ``statistics_sql`` counts them (a filter, no stats, limit or dedup: counting in the
     # same statement would run the filter twice for every such query).
     matched_below: int | None = None
+    # recordsMatched is counted apart by ``statistics_sql``, alongside the rows (a filter before
+    # ``limit`` or ``dedup``, and a store that counts recordsScanned).
+    matched_after: bool = False
     # False when the store counts recordsScanned and bytesScanned (``scanned_by_store``).
     scanned_in_sql: bool = True
 

@@ -49,7 +49,8 @@ class QueryRecord:
     error: str | None = None
     done: Future[None] = field(default_factory=Future)
     cancel: threading.Event = field(default_factory=threading.Event)
-    cursor: duckdb.DuckDBPyConnection | None = None
+    # The DuckDB cursors of its statements (the rows and recordsMatched may run at once).
+    cursors: list[duckdb.DuckDBPyConnection] = field(default_factory=list)
 
     def describe(self) -> dict[str, Any]:
         """The DescribeQueries entry."""
@@ -64,7 +65,8 @@ class QueryRecord:
     def results(
         self, *, max_items: int | None = None, next_token: str | None = None
     ) -> dict[str, Any]:
-        """The GetQueryResults body: rows only once Complete (spec §13.1 allows that).
+        """The GetQueryResults body (spec §13.1): while Running, the rows once they are known,
+        with statistics that are final but for recordsMatched, which only Complete gives.
 
         ``max_items`` pages the rows; the answer's ``nextToken`` asks for the next page.
         """

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -68,38 +68,64 @@ def render_table(
     columns: Sequence[tuple[str, Kind]], table: pa.Table
 ) -> list[list[dict[str, str]]]:
     """``render_rows`` for the first ``len(columns)`` columns of an Arrow table, a column at a
-    time: timestamps through Arrow's strftime, numbers without a call per value where they are
-    integers. Thousands of rows render several times faster than value by value."""
-    texts = [_column_texts(table.column(i), kind) for i, (_, kind) in enumerate(columns)]
-    names = [name for name, _ in columns]
-    return [
-        [
-            {"field": name, "value": text}
-            for name, text in zip(names, row, strict=True)
-            if text is not None
-        ]
-        for row in zip(*texts, strict=True)
-    ]
+    time: timestamps and integral numbers through Arrow casts, and the ``{field, value}`` pairs
+    built a column at a time too, so that thousands of rows cost a few milliseconds."""
+    pairs: list[list[dict[str, str] | None]] = []
+    nullable = False
+    for i, (name, kind) in enumerate(columns):
+        texts = _column_texts(table.column(i), kind)
+        if table.column(i).null_count or None in texts:
+            nullable = True
+            pairs.append([None if t is None else {"field": name, "value": t} for t in texts])
+        else:
+            pairs.append([{"field": name, "value": t} for t in cast("list[str]", texts)])
+    if nullable:
+        return [[p for p in row if p is not None] for row in zip(*pairs, strict=True)]
+    return list(map(list, zip(*pairs, strict=True)))
 
 
 def _column_texts(column: pa.ChunkedArray, kind: Kind) -> list[str | None]:
     if kind is Kind.TS and pa.types.is_integer(column.type) and _in_years(column):
+        # Arrow's cast of a millisecond timestamp to text is ``YYYY-MM-DD HH:MM:SS.mmm``.
         stamps = pc.cast(column, pa.int64()).cast(pa.timestamp("ms"))
-        texts: list[str | None] = pc.strftime(stamps, format="%Y-%m-%d %H:%M:%S").to_pylist()
+        texts: list[str | None] = stamps.cast(pa.string()).to_pylist()
         return texts
-    values = column.to_pylist()
     if pa.types.is_floating(column.type) and kind is not Kind.TS:
-        return [
-            None
-            if v is None
-            else str(int(v))
-            if v.is_integer() and -_EXACT_INT < v < _EXACT_INT
-            else render_number(v)
-            for v in values
-        ]
+        return _number_texts(column)
+    values = column.to_pylist()
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
         return list(values)
     return [render_value(v, kind) for v in values]
+
+
+def _number_texts(column: pa.ChunkedArray) -> list[str | None]:
+    """Doubles as text, through Arrow casts: the integral ones (below 2^53) as integers, and
+    fractions with 1e-4 <= |x| < 1e9 as Arrow's shortest round-trip text, which there is
+    ``render_number``'s (no exponent; ``tests/query/test_render.py`` compares them). The rest
+    (huge, tiny, NaN, infinities) go through ``render_number``."""
+    floats = pc.cast(column, pa.float64())
+    size = pc.abs(floats)
+    integral = pc.fill_null(
+        pc.and_(pc.equal(pc.trunc(floats), floats), pc.less(size, float(_EXACT_INT))), False
+    )
+    ints = pc.cast(pc.if_else(integral, floats, 0.0), pa.int64()).cast(pa.string())
+    plain = pc.cast(floats, pa.string())
+    fraction = pc.and_(
+        pc.and_(pc.greater_equal(size, 1e-4), pc.less(size, 1e9)),
+        pc.invert(pc.match_substring(plain, "e")),
+    )
+    fraction = pc.fill_null(pc.and_(fraction, pc.invert(integral)), False)
+    texts: list[str | None] = pc.if_else(
+        integral, ints, pc.if_else(fraction, plain, None)
+    ).to_pylist()
+    done = pc.sum(pc.cast(pc.or_(integral, fraction), pa.int64())).as_py() or 0
+    if done != len(floats) - floats.null_count:
+        values = floats.to_pylist()
+        for i, text in enumerate(texts):
+            value = values[i]
+            if text is None and value is not None:
+                texts[i] = render_number(value)
+    return texts
 
 
 def _in_years(column: pa.ChunkedArray) -> bool:

@@ -12,6 +12,7 @@ import binascii
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -50,6 +51,8 @@ BASE_SCHEMA = {
 }
 
 CursorHook = Callable[[duckdb.DuckDBPyConnection], None]
+# Runs the recordsMatched count of a query while its own thread finds and renders the rows.
+_COUNTING = ThreadPoolExecutor(max_workers=8, thread_name_prefix="query-count")
 
 
 class Cancelled(Exception):
@@ -132,13 +135,18 @@ def run_query(
     now_ms: int | None = None,
     cancel: threading.Event | None = None,
     on_cursor: CursorHook | None = None,
+    on_rows: Callable[[QueryResult], None] | None = None,
 ) -> QueryResult:
     """Run a query over ``groups`` for events with ``start_ms <= @timestamp <= end_ms``.
 
     Both ends are inclusive (spec §12.1): a request's seconds are ``start_s * 1000`` and
     ``end_s * 1000``. ``limit`` is StartQuery's optional cap on the rows. ``cancel`` is checked
     between steps; ``on_cursor`` receives each DuckDB cursor (to interrupt it) when the store
-    supports that.
+    supports that. Where recordsMatched needs a statement of its own, it runs in a worker
+    thread: alongside the rows where it is always needed (a filter before ``limit`` or
+    ``dedup``), else once the rows show it is (the cap cut them), while they render. Then
+    ``on_rows`` receives the rows first, with statistics that are final but for recordsMatched
+    (the number of rows so far), and the result follows once the count is in.
     """
     group_list = list(groups)
     stop_ms = end_ms + 1  # the store's range is half-open
@@ -157,7 +165,15 @@ def run_query(
             raise Cancelled
         return _query_logs(store, group_list, start_ms, stop_ms, sql, params, on_cursor)
 
-    answer = execute(compiled.sql, compiled.params)
+    early = None
+    if compiled.matched_after:  # always needed: count while the rows are found
+        early = _COUNTING.submit(execute, compiled.statistics_sql, compiled.statistics_params)
+    try:
+        answer = execute(compiled.sql, compiled.params)
+    except BaseException:
+        if early is not None:
+            early.cancel()
+        raise
     first = compiled.hidden
     stats_row = answer.select(range(first + 1, answer.num_columns)).slice(0, 1).to_pylist()
     counts: dict[str, Any] = stats_row[0] if stats_row else {}
@@ -166,23 +182,38 @@ def run_query(
     if not compiled.scanned_in_sql:
         scanned, size = getattr(store, "scan_totals")(group_list, start_ms, stop_ms)  # noqa: B009
         counts.update(records_scanned=scanned, bytes_scanned=size)
+    count_apart = False
     if compiled.matched_below is not None and answer.num_rows < compiled.matched_below:
         counts["records_matched"] = answer.num_rows
-    elif compiled.matched_below is not None:  # the cap cut the rows short: count on their own
-        counts.update(execute(compiled.statistics_sql, compiled.statistics_params).to_pylist()[0])
     elif compiled.matched_in_rows and answer.num_rows:
         counts["records_matched"] = answer.column(len(compiled.columns))[0].as_py()
-    elif compiled.matched_in_rows:  # a filter after stats left no rows: count on their own
-        counts.update(execute(compiled.statistics_sql, compiled.statistics_params).to_pylist()[0])
+    elif compiled.matched_below is not None or compiled.matched_in_rows or compiled.matched_after:
+        # The cap cut the rows short, a filter after stats left none, or a filter before
+        # limit/dedup: recordsMatched is a statement of its own, run while the rows render.
+        count_apart = True
     elif not compiled.matched_in_stats:
         counts["records_matched"] = counts["records_scanned"]
-    columns = [(c.name, c.kind) for c in compiled.columns]
-    return QueryResult(
-        rows=render_table(columns, answer),
-        statistics=_statistics(counts, len(group_list)),
+    pending = early
+    if count_apart and pending is None:
+        pending = _COUNTING.submit(execute, compiled.statistics_sql, compiled.statistics_params)
+    try:
+        rows = render_table([(c.name, c.kind) for c in compiled.columns], answer)
+    except BaseException:
+        if pending is not None:
+            pending.cancel()
+        raise
+    result = QueryResult(
+        rows=rows,
+        statistics=_statistics({"records_matched": len(rows), **counts}, len(group_list)),
         fields=tuple(c.name for c in compiled.columns),
         warnings=compiled.warnings,
     )
+    if pending is None:
+        return result
+    if on_rows is not None:
+        on_rows(result)  # the final rows; recordsMatched so far only a lower bound
+    counts.update(pending.result().to_pylist()[0])
+    return replace(result, statistics=_statistics(counts, len(group_list)))
 
 
 def _statistics(row: dict[str, Any], groups: int) -> dict[str, float]:

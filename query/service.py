@@ -197,6 +197,7 @@ class QueryService:
                 now_ms=record.create_ms,
                 cancel=record.cancel,
                 on_cursor=lambda cursor: self._attach(record, cursor),
+                on_rows=lambda partial: self._partial(record, partial),
             )
         except (Cancelled, duckdb.InterruptException):
             self._finish(record, QueryStatus.CANCELLED)
@@ -209,11 +210,19 @@ class QueryService:
             self._finish(record, QueryStatus.COMPLETE, result=result)
         finally:
             timer.cancel()
-            record.cursor = None
+            record.cursors = []
             _settle(record)
 
+    def _partial(self, record: QueryRecord, partial: QueryResult) -> None:
+        """The rows are final but recordsMatched is still being counted: show them while
+        Running (spec §13.1, §13.3)."""
+        with self._lock:
+            if record.status is QueryStatus.RUNNING:
+                record.result = partial
+
     def _attach(self, record: QueryRecord, cursor: duckdb.DuckDBPyConnection) -> None:
-        record.cursor = cursor
+        with self._lock:
+            record.cursors = [*record.cursors, cursor]
         if record.cancel.is_set():
             cursor.interrupt()
 
@@ -246,12 +255,12 @@ class QueryService:
                 return False
             scheduled = record.status is QueryStatus.SCHEDULED
             record.status = status
+            record.result = None  # rows shown while Running go with it
             if status is QueryStatus.TIMEOUT:
                 record.error = f"the query ran longer than {self._timeout_s:g} s"
         self._journal_status(record)
         record.cancel.set()
-        cursor = record.cursor
-        if cursor is not None:
+        for cursor in record.cursors:
             cursor.interrupt()
         if scheduled:
             _settle(record)  # its worker, when it comes, returns at once

@@ -328,20 +328,19 @@ class Store:
             mem,
             empty=empty_log_table(),
             memtables_first=newest_first,
+            start_ms=start_ms,
+            end_ms=end_ms,
         )
         # NOT MATERIALIZED: a query may read ``logs`` twice (its rows and its statistics);
         # DuckDB would otherwise copy the whole relation once before reading it.
-        text = (
-            f"WITH logs AS NOT MATERIALIZED (SELECT * FROM ({relation.sql}) "
-            f"WHERE ts_ms >= ? AND ts_ms < ?) {sql}"
-        )
+        text = f"WITH logs AS NOT MATERIALIZED ({relation.sql}) {sql}"
         cursor = self._conn().cursor()
         try:
             if on_cursor is not None:
                 on_cursor(cursor)
             for name, table in relation.tables.items():
                 cursor.register(name, table)
-            params = [*relation.params, start_ms, end_ms, *params]
+            params = [*relation.params, *params]
             return cursor.sql(text, params=params).to_arrow_table()
         finally:
             cursor.close()

@@ -48,9 +48,16 @@ def build_relation(
     empty: pa.Table,
     prefix: str = "wk_mem",
     memtables_first: bool = False,
+    start_ms: int | None = None,
+    end_ms: int | None = None,
 ) -> Relation:
     """A ``SELECT`` that unions the segments and memtable tables by column name, in the order
-    given (``memtables_first`` puts the newest data, the memtable, before the segments)."""
+    given (``memtables_first`` puts the newest data, the memtable, before the segments).
+
+    With ``start_ms`` and ``end_ms``, only events with ``start_ms <= ts_ms < end_ms``: the
+    predicate goes on the memtable and on the segments the range cuts, not on those it covers
+    whole (their metadata says so), which then need not read ``ts_ms`` at all.
+    """
     part_types: list[dict[str, str]] = [s.columns for s in segments]
     part_types += [{f.name: str(f.type) for f in t.schema} for t in memtables]
     clashes = _clashing(part_types)
@@ -58,19 +65,29 @@ def build_relation(
     relation = Relation(sql="")
     parts: list[str] = []
     memtable_parts: list[str] = []
-    for group in _group_files(segments, clashes):
+    ranged = start_ms is not None and end_ms is not None
+    where = " WHERE ts_ms >= ? AND ts_ms < ?" if ranged else ""
+    for group, cut in _group_files(segments, start_ms, end_ms):
         replace = _replace_clause(group[0].columns, clashes)
         # The partition folders (date=…/hour=…) are layout, not data: without
         # hive_partitioning = false DuckDB would add them as columns and overwrite a field
-        # named ``date`` or ``hour`` with the folder's value.
-        options = "union_by_name = true, hive_partitioning = false"
-        parts.append(f"SELECT *{replace} FROM read_parquet(?, {options})")
+        # named ``date`` or ``hour`` with the folder's value. The files of a group have the
+        # same columns (DuckDB matches them by name), so binding reads one footer, not all.
+        options = "hive_partitioning = false"
+        parts.append(f"SELECT *{replace} FROM read_parquet(?, {options}){where if cut else ''}")
         relation.params.append([str(data_dir / s.path) for s in group])
+        relation.params += [start_ms, end_ms] if cut else []
+    memtable_params: list[Any] = []
     for index, table in enumerate(memtables):
         name = f"{prefix}_{index}"
         relation.tables[name] = table
         replace = _replace_clause({f.name: str(f.type) for f in table.schema}, clashes)
-        memtable_parts.append(f"SELECT *{replace} FROM {quote_identifier(name)}")
+        memtable_parts.append(f"SELECT *{replace} FROM {quote_identifier(name)}{where}")
+        memtable_params += [start_ms, end_ms] if ranged else []
+    if memtables_first:
+        relation.params = memtable_params + relation.params
+    else:
+        relation.params += memtable_params
     parts = memtable_parts + parts if memtables_first else parts + memtable_parts
     if not parts:
         relation.tables[f"{prefix}_empty"] = empty
@@ -107,13 +124,18 @@ def _clashing(part_types: Sequence[Mapping[str, str]]) -> set[str]:
     return {name for name, kinds in seen.items() if len(kinds) > 1}
 
 
-def _group_files(segments: Sequence[Segment], clashes: set[str]) -> list[list[Segment]]:
-    """Segments that agree on the types of the clashing columns can share one read_parquet."""
-    groups: dict[tuple[tuple[str, str], ...], list[Segment]] = {}
+def _group_files(
+    segments: Sequence[Segment], start_ms: int | None, end_ms: int | None
+) -> list[tuple[list[Segment], bool]]:
+    """Segments with the same columns, all inside the range or all cut by it, share one
+    read_parquet; and whether the range cuts them (``ts_ms`` must be filtered)."""
+    groups: dict[tuple[object, ...], list[Segment]] = {}
     for segment in segments:
-        key = tuple(sorted((n, t) for n, t in segment.columns.items() if n in clashes))
-        groups.setdefault(key, []).append(segment)
-    return list(groups.values())
+        cut = start_ms is not None and end_ms is not None
+        if cut and start_ms is not None and end_ms is not None:
+            cut = not (start_ms <= segment.min_ts and segment.max_ts < end_ms)
+        groups.setdefault((cut, *sorted(segment.columns.items())), []).append(segment)
+    return [(group, bool(key[0])) for key, group in groups.items()]
 
 
 def _replace_clause(types: Mapping[str, str], clashes: set[str]) -> str:

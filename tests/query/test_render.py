@@ -1,4 +1,4 @@
-"""``render_table`` (a column at a time, Arrow strftime) renders exactly as ``render_rows``."""
+"""``render_table`` (a column at a time, Arrow casts) renders exactly as ``render_rows``."""
 
 from __future__ import annotations
 
@@ -24,3 +24,20 @@ def test_render_table_matches_render_rows(rows: list[tuple[object, ...]]) -> Non
     arrays = [pa.array([row[i] for row in rows], type_) for i, type_ in enumerate(TYPES)]
     table = pa.Table.from_arrays(arrays, names=[name for name, _ in COLUMNS])
     assert render_table(COLUMNS, table) == render_rows(COLUMNS, rows)
+
+
+fractions = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False, min_value=-1e22, max_value=1e22),
+    st.floats(min_value=1e-9, max_value=1e-3),
+    st.floats(min_value=1e8, max_value=2e10),
+    st.integers(-(10**7), 10**7).map(lambda i: i / 10),
+    st.sampled_from([2.0**53, 2.0**53 + 2, -(2.0**60), 1e16 + 2, 1e21, 1e-7, 1e-4, -0.0]),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2**41), fractions), min_size=1, max_size=30))
+def test_render_table_without_nulls_matches_render_rows(rows: list[tuple[int, float]]) -> None:
+    columns = [("t", Kind.TS), ("n", Kind.NUM)]
+    table = pa.table({"t": [r[0] for r in rows], "n": pa.array([r[1] for r in rows], pa.float64())})
+    assert render_table(columns, table) == render_rows(columns, rows)
