@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from alarms.rules import CompositeAlarm, MetricAlarm, ScalingTarget, Silence, WebhookTarget
-from alarms.silences import active_silence
 from alarms.state import AlarmStatus, ScalingRun, iso_ms
 from alarms.store import HistoryItem
 from alarms.webhook import scaling_adjustment
@@ -93,7 +92,8 @@ def settle(
     transitioned: bool,
     evaluated: bool,
 ) -> Effects:
-    """Run, hold or repeat the actions of ``status``'s current state."""
+    """Run, hold or repeat the actions of ``status``'s current state; ``silences`` are the
+    ones active now (the engine decides that once per round)."""
     runtime = status.runtime
     effects = Effects()
     held = _held(rule, status, silences, states, now_ms, transitioned)
@@ -134,9 +134,9 @@ def _held(
     transitioned: bool,
 ) -> tuple[str, str] | None:
     """(ActionsSuppressedBy, reason) while actions are held, else None."""
-    silence = active_silence(silences, rule.name, rule.labels, now_ms)
-    if silence is not None:
-        return "Silence", f"Suppressed by silence {silence.id}"
+    for silence in silences:
+        if silence.match.matches(rule.name, rule.labels):
+            return "Silence", f"Suppressed by silence {silence.id}"
     if isinstance(rule, CompositeAlarm) and rule.suppression is not None:
         return _suppressed(rule, status, states, now_ms, transitioned)
     return None

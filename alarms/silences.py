@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import zoneinfo
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.triggers.cron import CronTrigger
@@ -20,7 +20,7 @@ from alarms.rules import Schedule, Silence
 
 log = logging.getLogger(__name__)
 
-__all__ = ["active_silence", "active_silences", "is_active"]
+__all__ = ["active_silences", "is_active"]
 
 
 def is_active(silence: Silence, now_ms: int) -> bool:
@@ -44,16 +44,6 @@ def active_silences(silences: Iterable[Silence], now_ms: int) -> list[Silence]:
         except ValueError:  # refused at load; kept from stopping a round all the same
             log.exception("silence %s cannot be evaluated", silence.id)
     return active
-
-
-def active_silence(
-    silences: Iterable[Silence], name: str, labels: Mapping[str, str], now_ms: int
-) -> Silence | None:
-    """The first active silence whose matchers match the alarm."""
-    for silence in silences:
-        if silence.match.matches(name, labels) and is_active(silence, now_ms):
-            return silence
-    return None
 
 
 @functools.lru_cache(maxsize=256)

@@ -9,7 +9,7 @@ catalog (``alarms.store``).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,9 +43,6 @@ class Runtime:
     breach: dict[str, float] | None = None  # the newest datapoint of the last decision
     previous: dict[str, Any] | None = None  # the state before the last transition
     scaling: dict[str, ScalingRun] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Runtime:

@@ -174,7 +174,7 @@ class AlarmStore:
         """Upsert in one statement: an evaluation round writes thousands of rows at once.
 
         The batch is built column by column and the runtime serialised by orjson straight from
-        the dataclass (the same JSON as ``Runtime.to_json``): per-row dicts and
+        the dataclass (``Runtime.from_json`` reads it back): per-row dicts and
         ``dataclasses.asdict`` cost more than the upsert itself at 10,000 rows.
         """
         saved = list(statuses)
