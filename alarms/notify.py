@@ -190,9 +190,10 @@ class Notifier:
         now_ms = self._now_ms()
         # ``head`` was read before its pair was claimed: an attempt that finished in between
         # has already moved the row on. Only the row as it is now may be sent.
-        head = self._outbox.get(head.delivery_id)
-        if head.status != "pending" or head.next_attempt_ms > now_ms:
+        current = self._outbox.get(head.delivery_id)
+        if current.status != "pending" or current.attempts != head.attempts:
             return
+        head = current
         target = self._targets().get(head.target)
         if target is None:
             self._dead(head, head.attempts, None, f"target {head.target} no longer exists")
