@@ -306,6 +306,7 @@ def test_audit_trail_pages_and_opens_records(page: Any, shoot: Any) -> None:
     assert page.locator("dialog.record .j-key").count() > 10
     shoot(page, "09-audit-record")
     page.keyboard.press("Escape")
+    page.wait_for_selector("dialog.record", state="detached")  # removed on the close event
     assert page.locator("dialog.record").count() == 0
 
 
