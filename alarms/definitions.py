@@ -1,25 +1,49 @@
 """The rules a server runs: its rule files plus the alarms and silences created through the API.
 
-Both are validated together by ``load_rule_texts``, so names stay unique across files and the
-API, composites may reference either, and one bad file changes nothing (spec §6.1). API
-definitions are kept as JSON documents in the rule-file shape and handed to the loader as one
-more YAML file named ``api`` (JSON is YAML), so their errors carry a line and column too.
+A whole load (start, reload) validates both together with ``load_rule_texts``, so names stay
+unique across files and the API, composites may reference either, and one bad file changes
+nothing (spec §6.1). API definitions are kept as JSON documents in the rule-file shape and
+handed to the loader as one more YAML file named ``api`` (JSON is YAML), so their errors carry
+a line and column too.
+
+Putting or deleting one API alarm or silence does not load everything again: the document is
+validated on its own and merged into the running ``RuleSet``, which is already valid
+(``merge_rule_texts``), so that creating N alarms one by one costs N puts, not N loads.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from alarms.rules import RuleIssue, RulesError, RuleSet, load_rule_texts
+from alarms.rule_links import referrers
+from alarms.rules import RuleIssue, RulesError, RuleSet, load_rule_texts, merge_rule_texts
+from core.errors import Conflict, NotFound
 
-__all__ = ["API_SOURCE", "KINDS", "load_all", "rule_files"]
+__all__ = [
+    "API_SOURCE",
+    "KINDS",
+    "AlarmInUse",
+    "load_all",
+    "put_alarm",
+    "put_silence",
+    "remove_alarm",
+    "remove_silence",
+    "rule_files",
+]
 
 API_SOURCE = "api"
 KINDS = {"metric": "alarms", "composite": "composites"}
+
+
+class AlarmInUse(Conflict):
+    """Raised when deleting an alarm that a composite alarm still references (spec §5.1)."""
+
+    code = "ResourceInUseException"
 
 
 def rule_files(rules_dir: Path | None) -> list[tuple[str, str]]:
@@ -46,6 +70,42 @@ def load_all(
     if definitions or silences:
         texts.append((API_SOURCE, _api_text(definitions, silences)))
     return load_rule_texts(texts)
+
+
+def put_alarm(ruleset: RuleSet, kind: str, document: dict[str, Any]) -> RuleSet:
+    """``ruleset`` with one API alarm created or replaced; ``RulesError`` if it is invalid."""
+    definition = {document["name"]: {"kind": kind, "alarm": document}}
+    return merge_rule_texts(ruleset, [(API_SOURCE, _api_text(definition, {}))])
+
+
+def put_silence(ruleset: RuleSet, document: dict[str, Any]) -> RuleSet:
+    """``ruleset`` with one API silence created or replaced (by ``id``)."""
+    return merge_rule_texts(ruleset, [(API_SOURCE, _api_text({}, {document["id"]: document}))])
+
+
+def remove_alarm(ruleset: RuleSet, name: str) -> RuleSet:
+    """``ruleset`` without an alarm; refused (409) while a composite references it."""
+    if name not in ruleset.alarms and name not in ruleset.composites:
+        raise NotFound(f"alarm {name!r} does not exist", details={"alarm": name})
+    parents = referrers(ruleset, name)
+    if parents:
+        raise AlarmInUse(
+            f"alarm {name!r} is referenced by the composite alarm(s) {', '.join(parents)}; "
+            "delete or change them first",
+            details={"alarm": name, "composites": parents},
+        )
+    alarms = {key: rule for key, rule in ruleset.alarms.items() if key != name}
+    composites = {key: rule for key, rule in ruleset.composites.items() if key != name}
+    # ``files`` also names targets, which are another namespace: a target's entry stays.
+    files = {
+        key: file for key, file in ruleset.files.items() if key != name or key in ruleset.targets
+    }
+    return replace(ruleset, alarms=alarms, composites=composites, files=files)
+
+
+def remove_silence(ruleset: RuleSet, silence_id: str) -> RuleSet:
+    silences = tuple(silence for silence in ruleset.silences if silence.id != silence_id)
+    return replace(ruleset, silences=silences)
 
 
 def _api_text(definitions: Mapping[str, dict[str, Any]], silences: Mapping[str, Any]) -> str:

@@ -8,71 +8,48 @@ deliveries to the outbox first (at least once: a crash before the state is saved
 again), then states and history, then the audit records.
 
 One lock guards the in-memory states; the metric read runs outside it so that API calls are
-never held up by a slow scan.
+never held up by a slow scan. A round's bookkeeping is in ``alarms.rounds``, its writing in
+``alarms.commit``, reconciling states with new rules in ``alarms.reconcile``; API alarms and
+silences are checked against the running rules by ``alarms.definitions``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
-import duckdb
 import orjson
 import pyarrow as pa
 
-from alarms.actions import Effects, alarm_type, settle
+from alarms import definitions
+from alarms.actions import alarm_type, settle
+from alarms.commit import AuditSink, Outbox, RoundWriter, delivery_note, failure_datum
 from alarms.definitions import API_SOURCE, load_all, rule_files
-from alarms.evaluate import (
-    Evaluation,
-    cadence_s,
-    evaluate_composite,
-    is_due,
-)
+from alarms.evaluate import cadence_s, evaluate_composite, is_due
 from alarms.notify import Outcome
 from alarms.reads import Buckets, outcome_of, read_buckets
-from alarms.rules import CompositeAlarm, MetricAlarm, RuleSet
+from alarms.reconcile import reconcile
+from alarms.rounds import Round, Rule, apply_outcome, transition
+from alarms.rules import CompositeAlarm, MetricAlarm, RuleIssue, RulesError, RuleSet
 from alarms.silences import active_silences
 from alarms.state import AlarmStatus
-from alarms.store import AlarmStore, HistoryItem
+from alarms.store import AlarmStore
 from core.errors import Conflict, NotFound
 from query.metrics.reads import MetricSource
-from store.metric_model import METRIC_SCHEMA, datum_row
 
-__all__ = ["AlarmEngine", "AuditSink", "Rule", "TickReport"]
+# Outbox and AuditSink live in alarms.commit, Rule in alarms.rounds: importing them from here
+# is the public way.
+__all__ = ["AlarmEngine", "AuditSink", "Outbox", "Rule", "TickReport"]
 
 log = logging.getLogger(__name__)
 
-Rule = MetricAlarm | CompositeAlarm
 T = TypeVar("T")
-AuditSink = Callable[[Sequence[tuple[str, dict[str, Any]]]], None]
 TICK_MS = 10_000
-NOTIFICATIONS_NAMESPACE = "Watchkeep/Notifications"
-_AUDIT_EVENTS = {
-    "StateUpdate": "AlarmStateChange",
-    "Action": "AlarmAction",
-    "ConfigurationUpdate": "AlarmConfigurationUpdate",
-}
-
-
-class Outbox(Protocol):
-    def transaction(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]: ...
-
-    def enqueue_in(
-        self,
-        cur: duckdb.DuckDBPyConnection,
-        target: str,
-        alarm: str,
-        event: str,
-        body: dict[str, Any],
-        now_ms: int,
-    ) -> object: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,16 +59,6 @@ class TickReport:
     transitions: int
     read_s: float  # the batched metric reads
     total_s: float
-
-
-@dataclass(slots=True)
-class _Round:
-    """What one operation changed, written together by ``_commit``."""
-
-    dirty: dict[str, AlarmStatus] = field(default_factory=dict)
-    transitioned: set[str] = field(default_factory=set)
-    evaluated: set[str] = field(default_factory=set)
-    effects: Effects = field(default_factory=Effects)
 
 
 class AlarmEngine:
@@ -109,17 +76,14 @@ class AlarmEngine:
     ) -> None:
         self.store = store
         self._metrics = metrics
-        self._outbox = outbox
+        self._writer = RoundWriter(store, outbox, audit=audit, wake=wake)
         self.rules_dir = rules_dir
-        self._wake = wake
-        self._audit = audit
         self._publish = publish
         self._clock = clock
         self._lock = threading.RLock()
         self._rules = RuleSet()
         self._statuses: dict[str, AlarmStatus] = {}
         self._pending_composites: set[str] = set()  # new or changed: evaluate at the next tick
-        self._files: list[tuple[str, str]] = []  # the rule files as last loaded
         self._active_silences: set[str] = set()  # ids of the silences active last round
         self._last_tick_ms: int | None = None  # the scheduler's last instant
 
@@ -144,107 +108,86 @@ class AlarmEngine:
         with self._lock:
             files = rule_files(self.rules_dir)
             ruleset = load_all(files, self.store.definitions(), self.store.silences())
-            self._files = files
             self.apply_rules(ruleset)
         return ruleset
 
-    # ---- alarms and silences created through the API
+    # ---- alarms and silences created through the API: each is checked against the running
+    # rules and only its own alarm is reconciled, so a put costs its size, not a full load.
 
     def put_definition(self, kind: str, document: dict[str, Any]) -> None:
-        """PutMetricAlarm / PutCompositeAlarm: validated with every other rule first."""
+        """PutMetricAlarm / PutCompositeAlarm: validated against every other rule first."""
         name = document["name"]
         with self._lock:
-            self._refuse_file_rule(name)
-            definitions = self.store.definitions()
-            existing = definitions.get(name)
-            if existing is not None and existing["kind"] != kind:
+            self._refuse_file_rule(name, "change")
+            existing = self._rule(name)
+            if existing is not None and existing.kind != kind:
                 raise Conflict(
-                    f"alarm {name!r} is a {existing['kind']} alarm; delete it first to replace "
+                    f"alarm {name!r} is a {existing.kind} alarm; delete it first to replace "
                     f"it with a {kind} alarm",
-                    details={"alarm": name, "kind": existing["kind"]},
+                    details={"alarm": name, "kind": existing.kind},
                 )
-            definitions[name] = {"kind": kind, "alarm": document}
-            ruleset = load_all(self._files, definitions, self.store.silences())
-            self.store.put_definition(name, definitions[name], self.now_ms())
-            self.apply_rules(ruleset)
+            ruleset = definitions.put_alarm(self._rules, kind, document)
+            self.store.put_definition(name, {"kind": kind, "alarm": document}, self.now_ms())
+            self.apply_rules(ruleset, [name])
 
     def delete_definition(self, name: str) -> None:
-        """DeleteAlarms; refused while a composite references the alarm."""
+        """DeleteAlarms: 404 for an unknown alarm, 409 for a file alarm or while a composite
+        references it."""
         with self._lock:
-            self._refuse_file_rule(name)
-            definitions = self.store.definitions()
-            if definitions.pop(name, None) is None:
-                raise NotFound(f"alarm {name!r} does not exist", details={"alarm": name})
-            ruleset = load_all(self._files, definitions, self.store.silences())
+            self._refuse_file_rule(name, "delete")
+            ruleset = definitions.remove_alarm(self._rules, name)
             self.store.delete_definition(name)
-            self.apply_rules(ruleset)
+            self.apply_rules(ruleset, [name])
 
     def put_silence(self, document: dict[str, Any]) -> None:
         with self._lock:
-            silences = self.store.silences()
-            silences[document["id"]] = document
-            ruleset = load_all(self._files, self.store.definitions(), silences)
-            self.store.put_silence(document["id"], document, self.now_ms())
-            self.apply_rules(ruleset)
+            silence_id = document["id"]
+            if self._is_file_silence(silence_id):
+                message = f"duplicate silence id {silence_id!r}"
+                raise RulesError([RuleIssue(API_SOURCE, 1, 1, "silences[0].id", message)])
+            ruleset = definitions.put_silence(self._rules, document)
+            self.store.put_silence(silence_id, document, self.now_ms())
+            self.apply_rules(ruleset, [])
 
     def delete_silence(self, silence_id: str) -> None:
         with self._lock:
-            silences = self.store.silences()
-            if silences.pop(silence_id, None) is None:
+            if silence_id not in self.store.silences():
                 raise NotFound(f"silence {silence_id!r} does not exist")
-            ruleset = load_all(self._files, self.store.definitions(), silences)
+            ruleset = definitions.remove_silence(self._rules, silence_id)
             self.store.delete_silence(silence_id)
-            self.apply_rules(ruleset)
+            self.apply_rules(ruleset, [])
 
-    def _refuse_file_rule(self, name: str) -> None:
+    def _is_file_silence(self, silence_id: str) -> bool:
+        """Whether a rule file defines ``silence_id`` (an API silence is in the store)."""
+        in_rules = any(silence.id == silence_id for silence in self._rules.silences)
+        return in_rules and silence_id not in self.store.silences()
+
+    def _refuse_file_rule(self, name: str, verb: str) -> None:
+        if self._rule(name) is None:
+            return  # ``files`` names targets too, which are another namespace
         source = self._rules.files.get(name)
         if source is not None and source != API_SOURCE:
             raise Conflict(
-                f"alarm {name!r} is defined in the rule file {source}; change it there",
-                details={"file": source},
+                f"alarm {name!r} is defined in the rule file {source}; {verb} it there, then "
+                "reload the rules (POST /api/v1/alarms/reload)",
+                details={"alarm": name, "file": source},
             )
 
-    def apply_rules(self, ruleset: RuleSet) -> None:
-        """Reconcile states with ``ruleset``: create, update (state kept) and delete alarms."""
+    def apply_rules(self, ruleset: RuleSet, names: Iterable[str] | None = None) -> None:
+        """Reconcile states with ``ruleset``: create, update (state kept) and delete alarms;
+        only ``names`` when given (the rest of ``ruleset`` is unchanged)."""
         with self._lock:
             now = self.now_ms()
-            work = _Round()
-            wanted: dict[str, Rule] = {**ruleset.alarms, **ruleset.composites}
-            for name, status in list(self._statuses.items()):
-                rule = wanted.get(name)
-                if rule is None or rule.kind != status.kind:
-                    previous = self._rule(name)
-                    kind = "CompositeAlarm" if status.kind == "composite" else "MetricAlarm"
-                    data: dict[str, Any] = {"type": "Delete", "version": "1.0"}
-                    if previous is not None:
-                        data["originalAlarm"] = _rule_json(previous)
-                    self._note(work, name, kind, now, f'Alarm "{name}" deleted', data)
-                    del self._statuses[name]
-                    self.store.delete_states([name])
-            for name, rule in wanted.items():
-                digest = _config_hash(rule)
-                found = self._statuses.get(name)
-                if found is None:
-                    status = self._statuses[name] = AlarmStatus(name, rule.kind, now)
-                    data = {"type": "Create", "version": "1.0", "updatedAlarm": _rule_json(rule)}
-                    self._note(work, name, alarm_type(rule), now, f'Alarm "{name}" created', data)
-                elif (status := found).runtime.config_hash != digest:
-                    data = {"type": "Update", "version": "1.0", "updatedAlarm": _rule_json(rule)}
-                    if (previous := self._rule(name)) is not None:
-                        data["originalAlarm"] = _rule_json(previous)
-                    self._note(work, name, alarm_type(rule), now, f'Alarm "{name}" updated', data)
-                    # A put replaces the whole configuration (spec §5.1): actions follow the
-                    # rule again. Nothing is replayed: while disabled, each state counted as
-                    # announced; held announcements (wait period, silence) stay due.
-                    status.runtime.actions_enabled = None
-                else:
-                    continue
-                status.runtime.config_hash = digest
-                work.dirty[name] = status
-                if isinstance(rule, CompositeAlarm):
-                    self._pending_composites.add(name)
+            work = Round()
+            found = reconcile(self._statuses, self._rule, ruleset, work, now, names)
+            if found.deleted:
+                self.store.delete_states(found.deleted)
             self._rules = ruleset
-            self._pending_composites &= set(ruleset.composites)
+            self._pending_composites |= found.pending
+            if names is None:
+                self._pending_composites &= set(ruleset.composites)
+            else:
+                self._pending_composites -= set(found.deleted)
             self._commit(work, now)
 
     # ---- evaluation
@@ -273,14 +216,14 @@ class AlarmEngine:
             buckets |= read_buckets(self._metrics, alarms, instant)
         read_s = time.perf_counter() - started
         with self._lock:
-            work = _Round()
+            work = Round()
             for name, instant in instants.items():
                 alarm = rules.alarms[name]
                 if self._rules.alarms.get(name) is not alarm:
                     continue  # reloaded while the metrics were read
                 status = self._statuses[name]
                 outcome = outcome_of(alarm, buckets[name], status.state, instant)
-                self._apply(work, alarm, status, outcome, instant)
+                apply_outcome(work, alarm, status, outcome, instant)
                 work.evaluated.add(name)
             self._evaluate_composites(work, at_ms)
             self._settle(work, at_ms)
@@ -289,59 +232,7 @@ class AlarmEngine:
             at_ms, len(instants), len(work.transitioned), read_s, time.perf_counter() - started
         )
 
-    def _apply(
-        self, work: _Round, rule: Rule, status: AlarmStatus, outcome: Evaluation, now: int
-    ) -> None:
-        if outcome.evaluation_state is not None:
-            if status.evaluation_state != outcome.evaluation_state:
-                status.evaluation_state = outcome.evaluation_state
-                status.reason = outcome.reason
-                work.dirty[rule.name] = status
-            return
-        if status.evaluation_state is not None:
-            status.evaluation_state = None
-            work.dirty[rule.name] = status
-        if outcome.kept:
-            return
-        breach = outcome.breach  # scaling hooks size from the newest decision only (§6.5)
-        status.runtime.breach = (
-            {"value": breach.value, "threshold": breach.threshold, "delta": breach.delta}
-            if breach is not None
-            else None
-        )
-        if outcome.state != status.state:
-            self._transition(work, rule, status, outcome.state, outcome.reason,
-                             outcome.reason_data, now)  # fmt: skip
-        elif (outcome.reason, outcome.reason_data) != (status.reason, status.reason_data):
-            status.reason, status.reason_data = outcome.reason, outcome.reason_data
-            status.updated_ms = now
-            work.dirty[rule.name] = status
-
-    def _transition(
-        self,
-        work: _Round,
-        rule: Rule,
-        status: AlarmStatus,
-        state: str,
-        reason: str,
-        reason_data: dict[str, Any],
-        now: int,
-    ) -> None:
-        old = status.snapshot()
-        status.runtime.previous = {k: old[k] for k in ("value", "reason", "timestamp")}
-        status.state, status.reason, status.reason_data = state, reason, reason_data
-        status.updated_ms = status.transitioned_ms = now
-        data = {
-            "version": "1.0",
-            "oldState": _history_state(old),
-            "newState": _history_state(status.snapshot()),
-        }
-        summary = f"Alarm updated from {old['value']} to {state}"
-        self._note(work, rule.name, alarm_type(rule), now, summary, data, "StateUpdate")
-        work.transitioned.add(rule.name)
-        work.dirty[rule.name] = status
-
-    def _evaluate_composites(self, work: _Round, now: int) -> None:
+    def _evaluate_composites(self, work: Round, now: int) -> None:
         states = {name: status.state for name, status in self._statuses.items()}
         for name in self._rules.composite_order():
             rule = self._rules.composites[name]
@@ -351,11 +242,11 @@ class AlarmEngine:
             self._pending_composites.discard(name)
             status = self._statuses[name]
             outcome = evaluate_composite(rule, states, status.state, now)
-            self._apply(work, rule, status, outcome, now)
+            apply_outcome(work, rule, status, outcome, now)
             work.evaluated.add(name)
             states[name] = status.state
 
-    def _settle(self, work: _Round, now: int) -> None:
+    def _settle(self, work: Round, now: int) -> None:
         """Decide the actions of every alarm the round touched; a changed runtime is saved.
 
         ``settle`` may change any field of the runtime, so the change is found by comparing
@@ -405,9 +296,9 @@ class AlarmEngine:
         with self._lock:
             rule, status = self.lookup(name)
             now = self.now_ms()
-            work = _Round()
+            work = Round()
             if state != status.state:
-                self._transition(work, rule, status, state, reason, reason_data, now)
+                transition(work, rule, status, state, reason, reason_data, now)
             else:
                 status.reason, status.reason_data, status.updated_ms = reason, reason_data, now
                 work.dirty[name] = status
@@ -453,24 +344,13 @@ class AlarmEngine:
         item and audit record; a failure also counts ``DeliveryFailures``."""
         delivery = outcome.delivery
         alarm, target = delivery.alarm, delivery.target
-        if outcome.ok:
-            summary = f"Successfully executed action {target}"
-        else:
-            summary = f'Failed to execute action {target}. Received error: "{outcome.error}"'
-        data = {
-            "actionState": "Succeeded" if outcome.ok else "Failed",
-            "target": target,
-            "event": delivery.event,
-            "deliveryId": delivery.delivery_id,
-            "attempts": outcome.attempts,
-            "statusCode": outcome.status_code,
-        }
+        summary, data = delivery_note(outcome)
         at_ms = outcome.finished_ms
         with self._lock:
             rule = self._rule(alarm)
             kind = alarm_type(rule) if rule is not None else "MetricAlarm"
-            work = _Round()
-            self._note(work, alarm, kind, at_ms, summary, data, "Action")
+            work = Round()
+            work.note(alarm, kind, at_ms, summary, data, "Action")
             status = self._statuses.get(alarm)
             run = status.runtime.scaling.get(target) if status is not None else None
             if status is not None and run is not None and delivery.event == "alarm.scaling":
@@ -480,53 +360,23 @@ class AlarmEngine:
                 work.dirty[alarm] = status
             self._commit(work, at_ms)
         if not outcome.ok and self._publish is not None:
-            row = datum_row(
-                namespace=NOTIFICATIONS_NAMESPACE,
-                metric_name="DeliveryFailures",
-                dimensions={"Target": target},
-                ts_ms=at_ms,
-                unit="Count",
-                values=[1.0],
-            )
-            self._publish(pa.Table.from_pylist([row], schema=METRIC_SCHEMA))
+            self._publish(failure_datum(target, at_ms))
 
     # ---- internals
 
     def _rule(self, name: str) -> Rule | None:
         return self._rules.alarms.get(name) or self._rules.composites.get(name)
 
-    def _note(
-        self,
-        work: _Round,
-        name: str,
-        kind: str,
-        now: int,
-        summary: str,
-        data: dict[str, Any],
-        item_type: str = "ConfigurationUpdate",
-    ) -> None:
-        work.effects.history.append(HistoryItem(name, kind, now, item_type, summary, data))
-
-    def _commit(self, work: _Round, now: int) -> None:
-        """Deliveries, states and history in one transaction (a crash leaves all or none:
-        never a delivery without the state that announced it); then the audit records. If
-        the write fails, the states are read back, so memory never runs ahead of the store."""
+    def _commit(self, work: Round, now: int) -> None:
+        """Deliveries, states and history in one transaction (``alarms.commit``), then the
+        audit records. If the write fails, the states are read back, so memory never runs
+        ahead of the store."""
         try:
-            with self._outbox.transaction() as cur:
-                for delivery in work.effects.deliveries:
-                    alarm = delivery.body["alarm"]["name"]
-                    self._outbox.enqueue_in(
-                        cur, delivery.target, alarm, delivery.event, delivery.body, now
-                    )
-                self.store.save_states(work.dirty.values(), cur)
-                self.store.append_history(work.effects.history, cur)
+            self._writer.persist(work, now)
         except Exception:
             self._statuses = self.store.load_states()
             raise
-        if self._audit is not None and work.effects.history:
-            self._audit([(_AUDIT_EVENTS[i.item_type], i.to_json()) for i in work.effects.history])
-        if work.effects.deliveries:
-            self._wake()
+        self._writer.announce(work)
 
     def now_ms(self) -> int:
         return int(self._clock() * 1_000)
@@ -542,20 +392,3 @@ def _due_instants(alarms: Iterable[MetricAlarm], at_ms: int, last_ms: int | None
         if instant == at_ms or (last_ms is not None and instant > last_ms):
             out[alarm.name] = instant
     return out
-
-
-def _rule_json(rule: Rule) -> dict[str, Any]:
-    return rule.model_dump(mode="json", by_alias=True, exclude_none=True)
-
-
-def _config_hash(rule: Rule) -> str:
-    text = orjson.dumps({"kind": rule.kind, **_rule_json(rule)}, option=orjson.OPT_SORT_KEYS)
-    return hashlib.sha256(text).hexdigest()[:16]
-
-
-def _history_state(snapshot: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "stateValue": snapshot["value"],
-        "stateReason": snapshot["reason"],
-        "stateReasonData": snapshot["reason_data"],
-    }

@@ -10,27 +10,39 @@ at ``anchor_ms(alarm, at_ms)``; buckets outside the range are ignored.
 An evaluation that *keeps* the state (``ignore`` with nothing to decide on, a premature alarm
 under ``ignore``, a low-sample percentile under ``ignore``) returns ``kept=True``: the caller
 leaves the state, its reason and its reason data as they were and may record ``reason`` in the
-history only.
+history only. The outcome types are in ``alarms.outcome``, the reason texts and reason data in
+``alarms.reasons``: this module decides, that one words the decision.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from fractions import Fraction
-from typing import Any, Literal, Protocol
 
 from alarms.composite import evaluate_rule
+from alarms.outcome import (
+    INITIAL_REASON,
+    Breach,
+    BucketLike,
+    Datapoint,
+    Evaluation,
+    State,
+    to_state,
+)
+from alarms.reasons import Wording, count_text, long_time, plural, short_time, value_text, were
 from alarms.rules import BAND_OPERATORS, CompositeAlarm, MetricAlarm
 from query.metrics.statistic import Percentile
 
+# The outcome types live in alarms.outcome and the wording in alarms.reasons; importing the
+# types from here is the public way.
 __all__ = [
+    "INITIAL_REASON",
     "Breach",
+    "BucketLike",
     "Datapoint",
     "Evaluation",
+    "State",
     "anchor_ms",
     "cadence_s",
     "compare",
@@ -41,50 +53,7 @@ __all__ = [
     "low_sample_limit",
 ]
 
-State = Literal["OK", "ALARM", "INSUFFICIENT_DATA"]
-INITIAL_REASON = "Unchecked: Initial alarm creation"
 _HOUR_MS = 3_600_000
-
-
-class BucketLike(Protocol):
-    @property
-    def start_ms(self) -> int: ...
-    @property
-    def value(self) -> float: ...
-    @property
-    def sample_count(self) -> float | None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Datapoint:
-    """One bucket with a value: its start, the statistic's value and its sample count."""
-
-    start_ms: int
-    value: float
-    sample_count: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Breach:
-    """The newest datapoint the decision used, for scaling hooks (spec §6.5)."""
-
-    value: float
-    threshold: float
-    delta: float  # v - t, or t - v for LessThan operators, so steps stay positive
-
-
-@dataclass(frozen=True, slots=True)
-class Evaluation:
-    """The outcome of one evaluation; ``transition`` when the state value changed."""
-
-    state: State
-    reason: str
-    reason_data: dict[str, Any]
-    transition: bool
-    datapoints_used: tuple[Datapoint, ...] = ()  # newest first; fills are not listed
-    kept: bool = False
-    breach: Breach | None = None
-    evaluation_state: str | None = None  # EVALUATION_ERROR / EVALUATION_FAILURE (spec §5.2)
 
 
 # ---- scheduling helpers (spec §5.3)
@@ -151,7 +120,7 @@ def evaluate(
     anchor = anchor_ms(alarm, at_ms)
     threshold = float(alarm.threshold if alarm.threshold is not None else math.nan)
     operator = alarm.comparison
-    prev: State = _state(previous_state)
+    prev: State = to_state(previous_state)
 
     by_age: dict[int, Datapoint] = {}
     for point in datapoints:
@@ -165,19 +134,19 @@ def evaluate(
         by_age[offset // period_ms] = Datapoint(point.start_ms, point.value, point.sample_count)
     ages = sorted(by_age)  # newest first
     breaching = {age: compare(operator, by_age[age].value, threshold) for age in ages}
-    ctx = _Context(alarm, anchor, at_ms, period_ms, threshold, by_age, prev)
+    ctx = Wording(alarm, anchor, at_ms, period_ms, threshold, by_age, prev)
     real = len(ages)
 
     if real >= n:  # case 1: the N newest real datapoints decide; missing data is not consulted
         used = ages[:n]
-        if skipped := ctx.low_sample(used):
+        if skipped := _low_sample(alarm, by_age, used):
             return ctx.keep(skipped)
         hits = sum(breaching[age] for age in used)
         return ctx.decide(("ALARM" if hits >= m else "OK"), used, hits, count=n)
 
     treatment = alarm.treat_missing_data
     if real == 0:  # case 2
-        unknown = f"Insufficient Data: {n} datapoint{_s(n)} {_were(n)} unknown."
+        unknown = f"Insufficient Data: {n} datapoint{plural(n)} {were(n)} unknown."
         if treatment == "missing":
             return ctx.result("INSUFFICIENT_DATA", unknown, [])
         if treatment == "ignore":
@@ -186,13 +155,13 @@ def evaluate(
         state: State = "ALARM" if treatment == "breaching" else "OK"
         fills = _fill_ages(by_age, n, n)
         reason = (
-            f"Threshold Crossed: no datapoints were received for {n} period{_s(n)} and {n} "
-            f"missing datapoint{_s(n)} {_were(n)} treated as [{word}]."
+            f"Threshold Crossed: no datapoints were received for {n} period{plural(n)} and {n} "
+            f"missing datapoint{plural(n)} {were(n)} treated as [{word}]."
         )
         return ctx.result(state, reason, [], fills=fills)
 
     # case 3: every real datapoint of the range takes part, and N - R buckets are filled
-    if skipped := ctx.low_sample(ages):
+    if skipped := _low_sample(alarm, by_age, ages):
         return ctx.keep(skipped)
     fill_count = n - real
     fills = _fill_ages(by_age, n, fill_count)
@@ -213,9 +182,9 @@ def evaluate(
     if premature is not None:
         point = by_age[premature[0]]
         reason = (
-            f"Threshold Crossed: a breaching datapoint [{_value(point.value)} "
-            f"({_short_time(point.start_ms)})] has stood for {premature[1]} period"
-            f"{_s(premature[1])} with no datapoint within the threshold since "
+            f"Threshold Crossed: a breaching datapoint [{value_text(point.value)} "
+            f"({short_time(point.start_ms)})] has stood for {premature[1]} period"
+            f"{plural(premature[1])} with no datapoint within the threshold since "
             "(premature-alarm rule)."
         )
         if treatment == "ignore":
@@ -224,7 +193,7 @@ def evaluate(
     if good >= 1:
         return ctx.decide("OK", ages, hits, count=real)
     reason = (
-        f"Insufficient Data: {fill_count} datapoint{_s(fill_count)} {_were(fill_count)} unknown."
+        f"Insufficient Data: {fill_count} datapoint{plural(fill_count)} {were(fill_count)} unknown."
     )
     if treatment == "ignore":
         return ctx.keep(reason)
@@ -234,7 +203,7 @@ def evaluate(
 def evaluation_error(previous_state: str, message: str, *, failure: bool = False) -> Evaluation:
     """The state is left unchanged; ``EVALUATION_ERROR`` or ``EVALUATION_FAILURE`` (spec §5.2)."""
     return Evaluation(
-        _state(previous_state),
+        to_state(previous_state),
         message,
         {},
         False,
@@ -258,137 +227,32 @@ def evaluate_composite(
         f"{name} is {states.get(name, 'INSUFFICIENT_DATA')}" for name in rule.children
     )
     reason = f"Composite rule evaluated to {'TRUE' if value else 'FALSE'} ({listed})."
-    data = {"version": "1.0", "queryDate": _long_time(at_ms), "triggeringAlarms": children}
+    data = {"version": "1.0", "queryDate": long_time(at_ms), "triggeringAlarms": children}
     return Evaluation(state, reason[:1023], data, state != previous_state)
 
 
 # ---- internals
 
 
-_PHRASE = {
-    "GreaterThanThreshold": "greater than",
-    "GreaterThanOrEqualToThreshold": "greater than or equal to",
-    "LessThanThreshold": "less than",
-    "LessThanOrEqualToThreshold": "less than or equal to",
-}
-_STATES: dict[str, State] = {"OK": "OK", "ALARM": "ALARM", "INSUFFICIENT_DATA": "INSUFFICIENT_DATA"}
-
-
-def _state(text: str) -> State:
-    try:
-        return _STATES[text]
-    except KeyError:
-        raise ValueError(f"unknown alarm state {text!r}") from None
-
-
-@dataclass(slots=True)
-class _Context:
-    alarm: MetricAlarm
-    anchor: int
-    at_ms: int
-    period_ms: int
-    threshold: float
-    by_age: dict[int, Datapoint]
-    prev: State
-
-    def low_sample(self, ages: Sequence[int]) -> str | None:
-        """The note of spec §5.7 when ``ignore`` applies and a used bucket has too few samples."""
-        if self.alarm.evaluate_low_sample_count_percentile != "ignore":
-            return None
-        statistic = self.alarm.parsed_statistic
-        limit = low_sample_limit(statistic)
-        if limit is None:
-            return None
-        for age in ages:
-            count = self.by_age[age].sample_count
-            if count is not None and count < limit:
-                assert statistic is not None
-                return (
-                    f"Percentile evaluation skipped: {_count(count)} samples, fewer than the "
-                    f"{limit} needed for {statistic.text}."
-                )
+def _low_sample(
+    alarm: MetricAlarm, by_age: Mapping[int, Datapoint], ages: Sequence[int]
+) -> str | None:
+    """The note of spec §5.7 when ``ignore`` applies and a used bucket has too few samples."""
+    if alarm.evaluate_low_sample_count_percentile != "ignore":
         return None
-
-    def keep(self, reason: str) -> Evaluation:
-        return Evaluation(self.prev, reason[:1023], {}, False, kept=True)
-
-    def decide(
-        self,
-        state: State,
-        ages: Sequence[int],
-        hits: int,
-        *,
-        count: int,
-        fills: Sequence[int] = (),
-        word: str = "",
-    ) -> Evaluation:
-        points = [self.by_age[age] for age in ages]
-        listed = ", ".join(f"{_value(p.value)} ({_short_time(p.start_ms)})" for p in points)
-        verb = "was" if hits == 1 else "were"
-        m = self.alarm.m
-        filled = ""
-        if fills:
-            filled = f", with {len(fills)} missing datapoint{_s(len(fills))} treated as [{word}]"
-        reason = (
-            f"Threshold Crossed: {hits} out of the last {count} datapoint{_s(count)} [{listed}] "
-            f"{verb} {_PHRASE[self.alarm.comparison]} the threshold ({_value(self.threshold)})"
-            f"{filled} (minimum {m} datapoint{_s(m)} for OK -> ALARM transition)."
-        )
-        return self.result(state, reason, ages, fills=fills)
-
-    def result(
-        self, state: State, reason: str, ages: Sequence[int], *, fills: Sequence[int] = ()
-    ) -> Evaluation:
-        used = tuple(self.by_age[age] for age in ages)
-        breach = None
-        if used:
-            newest = used[0].value
-            less = self.alarm.comparison.startswith("LessThan")
-            delta = self.threshold - newest if less else newest - self.threshold
-            breach = Breach(newest, self.threshold, delta)
-        return Evaluation(
-            state,
-            reason[:1023],
-            self.reason_data(ages, fills),
-            state != self.prev,
-            used,
-            breach=breach,
-        )
-
-    def reason_data(self, ages: Sequence[int], fills: Sequence[int]) -> dict[str, Any]:
-        alarm = self.alarm
-        data: dict[str, Any] = {"version": "1.0", "queryDate": _long_time(self.at_ms)}
-        every = sorted({*ages, *fills}, reverse=True)  # oldest first
-        if every:
-            data["startDate"] = _long_time(self._start(every[0]))
-        if alarm.statistic is not None:
-            statistic = alarm.parsed_statistic
-            key = "statistic" if not isinstance(statistic, Percentile) else "extendedStatistic"
-            if key == "statistic" and alarm.statistic not in _SIMPLE:
-                key = "extendedStatistic"
-            data[key] = alarm.statistic
-        data["period"] = alarm.period_s
-        if alarm.unit is not None:
-            data["unit"] = alarm.unit
-        data["recentDatapoints"] = [self.by_age[a].value for a in sorted(self.by_age, reverse=True)]
-        data["threshold"] = self.threshold
-        evaluated: list[dict[str, Any]] = []
-        for age in sorted({*ages, *fills}):  # newest first
-            entry: dict[str, Any] = {"timestamp": _long_time(self._start(age))}
-            point = self.by_age.get(age)
-            if point is not None:
-                if point.sample_count is not None:
-                    entry["sampleCount"] = float(point.sample_count)
-                entry["value"] = point.value
-            evaluated.append(entry)
-        data["evaluatedDatapoints"] = evaluated
-        return data
-
-    def _start(self, age: int) -> int:
-        return self.anchor - age * self.period_ms
-
-
-_SIMPLE = frozenset({"SampleCount", "Average", "Sum", "Minimum", "Maximum"})
+    statistic = alarm.parsed_statistic
+    limit = low_sample_limit(statistic)
+    if limit is None:
+        return None
+    for age in ages:
+        count = by_age[age].sample_count
+        if count is not None and count < limit:
+            assert statistic is not None
+            return (
+                f"Percentile evaluation skipped: {count_text(count)} samples, fewer than the "
+                f"{limit} needed for {statistic.text}."
+            )
+    return None
 
 
 def _fill_ages(by_age: Mapping[int, Datapoint], n: int, count: int) -> list[int]:
@@ -416,34 +280,3 @@ def _premature(
     if any(slot < oldest and not breaching[real] for slot, real in window.items()):
         return None
     return window[oldest], oldest
-
-
-def _s(count: int) -> str:
-    return "" if count == 1 else "s"
-
-
-def _were(count: int) -> str:
-    return "was" if count == 1 else "were"
-
-
-def _value(value: float) -> str:
-    return repr(float(value))
-
-
-def _count(count: float) -> str:
-    return str(int(count)) if float(count).is_integer() else repr(count)
-
-
-# A round formats the same few bucket starts for every alarm: cached, strftime was a tenth of
-# the pure evaluation's time.
-@functools.lru_cache(maxsize=4_096)
-def _short_time(ms: int) -> str:
-    """``dd/MM/yy HH:mm:ss`` as in CloudWatch's state reasons."""
-    return datetime.fromtimestamp(ms / 1_000, UTC).strftime("%d/%m/%y %H:%M:%S")
-
-
-@functools.lru_cache(maxsize=4_096)
-def _long_time(ms: int) -> str:
-    """``yyyy-MM-dd'T'HH:mm:ss.SSS+0000`` as in StateReasonData."""
-    moment = datetime.fromtimestamp(ms // 1_000, UTC)
-    return f"{moment.strftime('%Y-%m-%dT%H:%M:%S')}.{ms % 1_000:03d}+0000"

@@ -1,8 +1,8 @@
 """HTTP routes of alarms: DescribeAlarms, history, Put/Delete, SetAlarmState, actions, reload.
 
 Alarms created here live beside the rule files' (spec §6.1): a body is one alarm in the rule
-file's shape, as JSON, validated together with every file. Silences and the webhook outbox
-(dead deliveries and their replay) are in ``alarms.silence_routes``.
+file's shape, as JSON, validated against the running rules of every file. Silences and the
+webhook outbox (dead deliveries and their replay) are in ``alarms.silence_routes``.
 """
 
 from __future__ import annotations
@@ -16,17 +16,17 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from alarms.actions import configuration
-from alarms.definitions import API_SOURCE
+from alarms.definitions import API_SOURCE, AlarmInUse
 from alarms.engine import AlarmEngine, Rule
 from alarms.state import AlarmStatus
 from alarms.store import HistoryQuery
 from core.bodies import read_limited
-from core.errors import BadRequest, Conflict, Unavailable
+from core.errors import BadRequest, Unavailable
 from core.operations import Operation, RequestTarget, operation
 from core.timeparse import parse_range_time
 from core.units import format_size
 
-__all__ = ["alarm_arn", "alarm_engine", "alarm_view", "router"]
+__all__ = ["AlarmInUse", "alarm_arn", "alarm_engine", "alarm_view", "router"]
 
 router = APIRouter(prefix="/api/v1/alarms", tags=["alarms"])
 MAX_DOCUMENT_BYTES = 120 * 1024  # CloudWatch's PutMetricAlarm request limit
@@ -179,33 +179,11 @@ async def put_composite_alarm(request: Request, name: str) -> dict[str, Any]:
 @router.delete("/{name}")
 @operation(DELETE_ALARM)
 async def delete_alarm(request: Request, name: str) -> dict[str, Any]:
+    """DeleteAlarms of one API alarm: 404 when unknown; 409 (``AlarmInUse``) while a composite
+    references it, or when a rule file defines it."""
     engine = alarm_engine(request)
-    _refuse_referenced(engine, name)
     await asyncio.to_thread(engine.delete_definition, name)
     return {"deleted": name}
-
-
-class AlarmInUse(Conflict):
-    """Raised when deleting an alarm that a composite alarm still references (spec §5.1)."""
-
-    code = "ResourceInUseException"
-
-
-def _refuse_referenced(engine: AlarmEngine, name: str) -> None:
-    # Checked here so that the caller gets spec §5.1's 409 naming the composites; the engine's
-    # own validation would refuse too, but as an invalid rule (400) of the composite.
-    parents = sorted(
-        composite.name
-        for composite in engine.rules.composites.values()
-        if name in composite.parsed_rule.children
-        or (composite.suppression is not None and composite.suppression.suppressor == name)
-    )
-    if parents:
-        raise AlarmInUse(
-            f"alarm {name!r} is referenced by the composite alarm(s) {', '.join(parents)}; "
-            "delete or change them first",
-            details={"alarm": name, "composites": parents},
-        )
 
 
 class SetStateBody(BaseModel):

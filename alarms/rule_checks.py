@@ -1,12 +1,11 @@
 """Checks a model cannot express alone: spec §5.1 rejections, §5.10 math alarms, §6 targets
-and silences within one file, then names, references and cycles across files (``_merge``).
+and silences, within one file. Names, references and cycles across files are in
+``alarms.rule_links``.
 """
 
 from __future__ import annotations
 
 import zoneinfo
-from collections.abc import Mapping, Sequence
-from typing import Any
 
 from apscheduler.triggers.cron import CronTrigger
 
@@ -15,13 +14,10 @@ from alarms.rule_models import (
     _NAME_CHARS,
     BAND_OPERATORS,
     MAX_ACTIONS,
-    Actions,
     CompositeAlarm,
-    Inhibit,
     MetricAlarm,
     RuleFile,
     RuleIssue,
-    RuleSet,
     ScalingTarget,
     Silence,
     WebhookTarget,
@@ -322,138 +318,3 @@ def _check_silence(silence: Silence) -> list[tuple[Path_, str]]:
         if silence.schedule.duration <= 0:
             out.append((("schedule", "duration"), "the duration must be positive"))
     return out
-
-
-# ---- checks across files
-
-
-def _merge(
-    parsed: Sequence[tuple[_Source, RuleFile]], reserved: set[str]
-) -> tuple[RuleSet, list[RuleIssue]]:
-    issues: list[RuleIssue] = []
-    alarms: dict[str, MetricAlarm] = {}
-    composites: dict[str, CompositeAlarm] = {}
-    targets: dict[str, WebhookTarget | ScalingTarget] = {}
-    files: dict[str, str] = {}
-    where: dict[str, tuple[_Source, Path_]] = {}
-    silences: list[Silence] = []
-    silence_ids: set[str] = set()
-    inhibit: list[Inhibit] = []
-
-    def claim(kind: str, name: str, source: _Source, path: Path_) -> bool:
-        key = f"{kind}:{name}"
-        if key in where or (kind == "alarm" and name in reserved):
-            other = where.get(key)
-            was = f" (also defined in {other[0].name})" if other else " (an API alarm)"
-            issues.append(source.issue(path, f"the name {name!r} is already taken{was}"))
-            return False
-        where[key] = (source, path)
-        files[name] = source.name
-        return True
-
-    for source, model in parsed:
-        for name, target in model.targets.items():
-            if claim("target", name, source, ("targets", name)):
-                targets[name] = target
-        for index, alarm in enumerate(model.alarms):
-            if claim("alarm", alarm.name, source, ("alarms", index, "name")):
-                alarms[alarm.name] = alarm
-        for index, comp in enumerate(model.composites):
-            if claim("alarm", comp.name, source, ("composites", index, "name")):
-                composites[comp.name] = comp
-        for index, silence in enumerate(model.silences):
-            if silence.id in silence_ids:
-                issues.append(
-                    source.issue(("silences", index, "id"), f"duplicate silence id {silence.id!r}")
-                )
-            silence_ids.add(silence.id)
-            silences.append(silence)
-        inhibit.extend(model.inhibit)
-
-    def place(name: str, *rest: str | int) -> tuple[_Source, Path_]:
-        source, path = where[f"alarm:{name}"]
-        return source, (*path[:2], *rest)
-
-    known = set(alarms) | set(composites) | reserved
-    for name, alarm in alarms.items():
-        issues.extend(_check_actions(name, alarm.actions, targets, place, composite_=False))
-    parents: dict[str, int] = {}
-    for name, comp in composites.items():
-        issues.extend(_check_actions(name, comp.actions, targets, place, composite_=True))
-        for child in comp.parsed_rule.children:
-            parents[child] = parents.get(child, 0) + 1
-            if child not in known:
-                source, path = place(name, "rule")
-                issues.append(
-                    source.issue(
-                        path,
-                        f"the rule names {child!r}, which is not an alarm"
-                        f"{_suggest(child, sorted(known))}",
-                    )
-                )
-        if comp.suppression is not None:
-            suppressor = composite.alarm_name(comp.suppression.suppressor)
-            if suppressor not in known:
-                source, path = place(name, "suppression", "suppressor")
-                issues.append(source.issue(path, f"unknown suppressor alarm {suppressor!r}"))
-    for child, count in parents.items():
-        if count > composite.MAX_PARENTS and f"alarm:{child}" in where:
-            source, path = place(child, "name")
-            issues.append(source.issue(path, f"a child of {count} composites; the limit is 150"))
-    cycle = _find_cycle(composites)
-    if cycle:
-        source, path = place(cycle[0], "rule")
-        issues.append(source.issue(path, "composite rules form a cycle: " + " -> ".join(cycle)))
-    ruleset = RuleSet(alarms, composites, targets, tuple(silences), tuple(inhibit), files)
-    return ruleset, issues
-
-
-def _check_actions(
-    name: str, actions: Actions, targets: Mapping[str, Any], place: Any, *, composite_: bool
-) -> list[RuleIssue]:
-    issues: list[RuleIssue] = []
-    for state in ("alarm", "ok", "insufficient_data"):
-        for index, target_name in enumerate(getattr(actions, state)):
-            source, path = place(name, "actions", state, index)
-            target = targets.get(target_name)
-            if target is None:
-                issues.append(
-                    source.issue(
-                        path,
-                        f"unknown target {target_name!r}{_suggest(target_name, sorted(targets))}",
-                    )
-                )
-            elif isinstance(target, ScalingTarget) and (composite_ or state == "insufficient_data"):
-                where = "a composite" if composite_ else "the insufficient_data list"
-                issues.append(
-                    source.issue(
-                        path,
-                        f"scaling hook {target_name!r} cannot be used in {where}; scaling hooks "
-                        "belong in the alarm or ok list of a metric alarm",
-                    )
-                )
-    return issues
-
-
-def _find_cycle(composites: Mapping[str, CompositeAlarm]) -> list[str] | None:
-    colour: dict[str, int] = {}
-    stack: list[str] = []
-
-    def visit(name: str) -> list[str] | None:
-        colour[name] = 1
-        stack.append(name)
-        for child in composites[name].parsed_rule.children:
-            if child not in composites:
-                continue
-            if colour.get(child) == 1:
-                return [*stack[stack.index(child) :], child]
-            if child not in colour and (found := visit(child)):
-                return found
-        stack.pop()
-        colour[name] = 2
-        return None
-
-    for name in composites:
-        if name not in colour and (found := visit(name)):
-            return found
-    return None

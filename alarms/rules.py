@@ -8,7 +8,9 @@ node at fault and the field path (``alarms[0].threshold``).
 Strictness (issue 6): an unknown key, a duplicate key, a wrong type (``threshold: "80"``) or a
 conflicting pair of keys is refused, never ignored; a typo must not disable an alarm. The
 models are in ``alarms.rule_models`` (and exported from here), the composed YAML with its node
-marks in ``alarms.rule_source``, the checks across fields and files in ``alarms.rule_checks``.
+marks in ``alarms.rule_source``, the checks across fields in ``alarms.rule_checks`` and across
+files in ``alarms.rule_links``. ``merge_rule_texts`` puts one more text (an alarm created
+through the API) into a valid ``RuleSet`` and checks only what it can break.
 No I/O except reading the files named.
 """
 
@@ -19,7 +21,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from alarms.rule_checks import _check_file, _check_rules, _merge
+from alarms.rule_checks import _check_file, _check_rules
+from alarms.rule_links import _merge, _merge_into
 from alarms.rule_models import (
     BAND_OPERATORS,
     MAX_ACTIONS,
@@ -80,6 +83,7 @@ __all__ = [
     "load_rule_texts",
     "load_rules_dir",
     "load_rules_path",
+    "merge_rule_texts",
     "parse_duration",
 ]
 
@@ -117,6 +121,36 @@ def load_rule_texts(
 
     ``reserved_names`` are names taken by alarms created through the API (spec §6.1).
     """
+    parsed, issues = _parse(files)
+    if issues:
+        raise RulesError(issues)
+    ruleset, cross = _merge(parsed, set(reserved_names))
+    if cross:
+        raise RulesError(cross)
+    return ruleset
+
+
+def merge_rule_texts(base: RuleSet, files: Sequence[tuple[str, str]]) -> RuleSet:
+    """``base``, already valid, with the alarms, composites and silences of ``files`` put into
+    it; raise ``RulesError`` on any problem, and ``base`` is unchanged.
+
+    A rule ``base`` took from a file of the same name is replaced, as is a silence of the same
+    id. Only what the new rules can break is checked (their names, targets, children,
+    suppressors, parents and cycles through them), so a put costs its own size.
+    """
+    parsed, issues = _parse(files)
+    if issues:
+        raise RulesError(issues)
+    ruleset, cross = _merge_into(base, parsed)
+    if cross:
+        raise RulesError(cross)
+    return ruleset
+
+
+def _parse(
+    files: Sequence[tuple[str, str]],
+) -> tuple[list[tuple[_Source, RuleFile]], list[RuleIssue]]:
+    """Each text composed, validated by the models and checked on its own."""
     issues: list[RuleIssue] = []
     parsed: list[tuple[_Source, RuleFile]] = []
     for name, text in files:
@@ -133,9 +167,4 @@ def load_rule_texts(
         issues.extend(file_issues)
         if not file_issues:
             parsed.append((source, model))
-    if issues:
-        raise RulesError(issues)
-    ruleset, cross = _merge(parsed, set(reserved_names))
-    if cross:
-        raise RulesError(cross)
-    return ruleset
+    return parsed, issues

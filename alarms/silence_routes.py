@@ -60,9 +60,19 @@ async def list_silences(request: Request) -> dict[str, Any]:
 @router.post("/silences", status_code=201)
 @operation(PUT_SILENCE)
 async def put_silence(request: Request) -> dict[str, Any]:
-    """Create or replace a silence; ``id`` defaults to a new UUID."""
+    """Create or replace a silence; ``id`` defaults to a new UUID. Its author (``created_by``)
+    is the authenticated caller, never the body's word."""
     engine = alarm_engine(request)
     document = await json_object(request, "one silence")
+    if "created_by" in document:
+        # Refused like any unknown key of an alarm body: a typo or a forged author must not
+        # pass silently.
+        raise BadRequest(
+            "unknown key 'created_by': the author of a silence created through the API is "
+            "the authenticated caller; leave the key out",
+            details={"field": "created_by"},
+        )
+    document["created_by"] = request.state.principal.arn
     silence_id = document.setdefault("id", str(uuid.uuid4()))
     if not isinstance(silence_id, str) or not silence_id:
         raise BadRequest("the silence's `id` must be a non-empty string", details={"field": "id"})

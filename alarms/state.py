@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from alarms.evaluate import INITIAL_REASON
+from alarms.outcome import INITIAL_REASON
 
 __all__ = ["STATES", "AlarmStatus", "Runtime", "ScalingRun", "iso_ms"]
 

@@ -731,7 +731,6 @@ def test_a_silence_suppresses_actions_and_its_end_announces_the_state_once(
             "starts": iso(t - 10 * MINUTE_MS),
             "ends": iso(now + 3_600_000),
             "comment": "maintenance",
-            "created_by": "tests",
         },
     )
     assert created.status_code == 201, created.text
