@@ -13,6 +13,7 @@ record's ``errorCode``), and ``details`` carries structured context (line, colum
     ├── AccessDenied (403, AccessDeniedException)
     ├── NotFound (404, ResourceNotFoundException)
     ├── Conflict (409, ResourceAlreadyExistsException)
+    │   └── IdempotencyKeyConflict (IdempotentParameterMismatchException)
     ├── PayloadTooLarge (413, RequestEntityTooLargeException)
     ├── Throttled (429, ThrottlingException)         carries retry_after_s
     └── Unavailable (503, ServiceUnavailableException) carries retry_after_s
@@ -86,6 +87,15 @@ class Conflict(WatchkeepError):
 
     status = 409
     code = "ResourceAlreadyExistsException"
+
+
+class IdempotencyKeyConflict(Conflict):
+    """Raised when an ``Idempotency-Key`` comes again from the same caller for the same target
+    with a different request body: it names another request, which must not be dropped as a
+    retry nor stored under a key that already stands for something else."""
+
+    # AWS's name for a client token reused with different parameters (EC2, DynamoDB...).
+    code = "IdempotentParameterMismatchException"
 
 
 class PayloadTooLarge(WatchkeepError):

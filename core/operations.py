@@ -24,6 +24,9 @@ class RequestTarget:
     query_lists: Mapping[str, list[str]]
     region: str
     account_id: str
+    # The request declares a body (a non-zero Content-Length, or chunked): known from the
+    # headers alone, so that an operation can be chosen before the body is read.
+    has_body: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +48,10 @@ class Operation:
     # new key's secret) or "hide" (replaced by HIDDEN_DUE_TO_SECURITY_REASONS).
     request_sensitive: Mapping[str, str] = field(default_factory=dict)
     response_sensitive: Mapping[str, str] = field(default_factory=dict)
+    # When the path alone does not name the operation (a PUT that creates a log group or
+    # changes an existing one): the gate calls ``choose(target, app_state)`` before the body is
+    # read, and authorizes and records the operation it returns.
+    choose: Callable[[RequestTarget, Any], Operation] | None = None
 
     @property
     def service(self) -> str:

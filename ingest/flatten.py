@@ -165,15 +165,17 @@ def event_from_value(
 ) -> tuple[object, str, dict[str, Leaf]]:
     """(raw ``timestamp`` or None, message, fields) of one parsed NDJSON line.
 
-    ``line`` is the line as received: an object without ``message`` is stored as exactly that.
+    ``line`` is the line as received: an object without ``message`` is stored as exactly that,
+    and so is one whose ``message`` is null (null is missing, as for every field). Any other
+    ``message`` that is not a string is stored as its compact JSON text.
     """
     if isinstance(value, str):
         obj = json_object_or_none(value)
         return None, value, {} if obj is None else flatten(obj)
     stamp = value.get("timestamp")
-    if "message" not in value:
+    raw = value.get("message")
+    if raw is None:
         return stamp, line.decode(), flatten(value)
-    raw = value["message"]
     message = raw if isinstance(raw, str) else orjson.dumps(raw).decode()
     fields = flatten({k: v for k, v in value.items() if k != "message" and k != "timestamp"})
     obj = json_object_or_none(message)
@@ -201,9 +203,9 @@ class Rejection:
     reason: str
 
 
-def too_large_reason(message_bytes: int, max_event_bytes: int) -> str:
-    """The rejection reason of an event whose message is over the limit."""
-    return f"event is {message_bytes} bytes; the limit is {format_size(max_event_bytes)}"
+def too_large_reason(event_bytes: int, max_event_bytes: int) -> str:
+    """The rejection reason of an event over the limit."""
+    return f"event is {event_bytes} bytes; the limit is {format_size(max_event_bytes)}"
 
 
 @dataclass(slots=True)
@@ -252,7 +254,11 @@ def parse_lines(
 
 class EventBuilder:
     """Collects the events of the per-event path, rejecting those over the size limit or with a
-    bad timestamp (in that order, as the Arrow path does)."""
+    bad timestamp (in that order, as the Arrow path does).
+
+    The limit applies to the whole event: its line as received (``event_bytes``), which holds
+    the message and every other field, or the message if that is longer (re-serialised).
+    """
 
     def __init__(self, *, now_ms: int, max_event_bytes: int) -> None:
         self.now_ms = now_ms
@@ -263,9 +269,19 @@ class EventBuilder:
         self.fields: list[dict[str, Leaf]] = []
         self.rejected: list[Rejection] = []
 
-    def add(self, i: int, stamp: object, message: str, size: int, fields: dict[str, Leaf]) -> None:
-        if size > self.max_event_bytes:
-            self.rejected.append(Rejection(i, too_large_reason(size, self.max_event_bytes)))
+    def add(
+        self,
+        i: int,
+        stamp: object,
+        message: str,
+        size: int,
+        fields: dict[str, Leaf],
+        *,
+        event_bytes: int = 0,
+    ) -> None:
+        if max(size, event_bytes) > self.max_event_bytes:
+            reason = too_large_reason(max(size, event_bytes), self.max_event_bytes)
+            self.rejected.append(Rejection(i, reason))
             return
         try:
             ts_ms = self.now_ms if stamp is None else parse_event_timestamp(stamp)
@@ -297,7 +313,7 @@ def decode_values(
     for line, i, value in zip(lines, index, values, strict=True):
         stamp, message, fields = event_from_value(line, value)
         size = len(message.encode())
-        builder.add(i, stamp, message, size, fields)
+        builder.add(i, stamp, message, size, fields, event_bytes=len(line))
     return builder.part()
 
 

@@ -6,36 +6,38 @@ import asyncio
 import logging
 import time
 from concurrent.futures import Future
+from dataclasses import replace
 from functools import partial
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import pyarrow as pa
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.errors import BadRequest, IngestValidationError, WatchkeepError
+from core.errors import BadRequest, Conflict, IngestValidationError, WatchkeepError
 from core.names import validate_group_name, validate_stream_name
 from core.operations import Operation, RequestTarget, log_group_arn, operation
-from core.timeparse import parse_range_time
+from core.timeparse import MAX_EPOCH_MS, MIN_EPOCH_MS, parse_range_time
 from core.units import format_size
 from ingest.body import decompress, read_limited
 from ingest.decode import DecodedBatch, decode_events
 from ingest.emf_batch import batch_metrics
-from ingest.filter import MAX_LIMIT, filter_request, filter_sql, page
+from ingest.filter import (
+    MAX_LIMIT,
+    FilterRequest,
+    filter_request,
+    filter_sql,
+    high_water_sql,
+    page,
+)
+from ingest.groups import RETENTION_DAYS, parse_group_body, parse_retention_body
 from ingest.metric_filters import registry_for
+from ingest.retention import apply_log_retention, group_summaries
 from store.engine import GroupInfo, Store
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/v1/logs", tags=["logs"])
-
-# CloudWatch's accepted retention periods, in days.
-RETENTION_DAYS = tuple(
-    int(days)
-    for days in (
-        "1 3 5 7 14 30 60 90 120 150 180 365 400 545 731 1096 1827 2192 2557 2922 3288 3653"
-    ).split()
-)
 
 
 def _groups_from_query(target: RequestTarget) -> list[str]:
@@ -57,6 +59,25 @@ GET_LOG_GROUP = Operation(
     "DescribeLogGroups", "logs:DescribeLogGroups", True, True, _group_from_path
 )
 CREATE_LOG_GROUP = Operation("CreateLogGroup", "logs:CreateLogGroup", False, True, _group_from_path)
+PUT_RETENTION_POLICY = Operation(
+    "PutRetentionPolicy", "logs:PutRetentionPolicy", False, True, _group_from_path
+)
+DELETE_RETENTION_POLICY = Operation(
+    "DeleteRetentionPolicy", "logs:DeleteRetentionPolicy", False, True, _group_from_path
+)
+
+
+def _put_group_operation(target: RequestTarget, app_state: Any) -> Operation:
+    """``PUT /groups/{name}`` with a body on an existing group changes its retention (the first
+    API's way): a PutRetentionPolicy. Otherwise it ensures the group exists: CreateLogGroup."""
+    name = str(target.path_params["name"])
+    store: Store | None = getattr(app_state, "store", None)
+    if target.has_body and store is not None and store.has_group(name):
+        return PUT_RETENTION_POLICY
+    return CREATE_LOG_GROUP
+
+
+PUT_LOG_GROUP = replace(CREATE_LOG_GROUP, choose=_put_group_operation)
 DELETE_LOG_GROUP = Operation("DeleteLogGroup", "logs:DeleteLogGroup", False, True, _group_from_path)
 APPLY_RETENTION = Operation("ApplyRetention", "logs:PutRetentionPolicy", False, True)
 
@@ -110,6 +131,8 @@ async def put_log_events(
             decoded.fields,
             response,
             idempotency_key=request.headers.get("idempotency-key"),
+            principal=request.state.principal.arn,
+            request_body=body,
         )
         return future, _metric_rows(request, group, body, decoded.events)
 
@@ -186,37 +209,99 @@ async def filter_log_events(
     start: str | None = None,
     end: str | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 1000,
-    order: Annotated[str, Query(pattern="^(asc|desc)$")] = "asc",
+    order: Annotated[
+        Literal["asc", "desc", "ingest"],
+        Query(description="by timestamp (asc, desc) or in ingestion order (ingest)"),
+    ] = "asc",
     next_token: str | None = None,
     filter_pattern: Annotated[
         str, Query(description="filter pattern (text, { JSON } or [ space-delimited ])")
     ] = "",
 ) -> dict[str, Any]:
-    """FilterLogEvents: raw events of groups and streams in a time range, paginated."""
+    """FilterLogEvents: raw events of groups and streams in a time range, paginated; with
+    ``order=ingest``, in ingestion order with a ``follow_token`` to poll for newer events."""
     now_ms = int(time.time() * 1000)
     start_ms = parse_range_time(start, now_ms=now_ms) if start else 0
-    end_ms = parse_range_time(end, now_ms=now_ms) if end else now_ms + 86_400_000 * 365 * 100
+    end_ms = parse_range_time(end, now_ms=now_ms) if end else MAX_EPOCH_MS + 1
     if end_ms <= start_ms:
         raise BadRequest("end must be after start", details={"start": start, "end": end})
-    descending = order == "desc"
     query = filter_request(
+        groups=tuple(group),
         streams=tuple(stream or ()),
         limit=limit,
-        descending=descending,
+        order=order,
         next_token=next_token,
         filter_pattern=filter_pattern,
+        range_ms=(start_ms, end_ms) if start or end else None,
     )
-    sql, params = filter_sql(query)
     store = _store(request)
+    if query.ingest_order:
+        return await asyncio.to_thread(_ingest_order_page, store, group, query)
+    sql, params = filter_sql(query)
     table = await asyncio.to_thread(
-        partial(store.query_logs, newest_first=descending), group, start_ms, end_ms, sql, params
+        partial(store.query_logs, newest_first=query.descending),
+        group,
+        start_ms,
+        end_ms,
+        sql,
+        params,
     )
     return page(table.to_pylist(), query)
 
 
+# Every valid event time: the high-water mark is over the whole groups.
+_ALL_TIME_MS = (MIN_EPOCH_MS, MAX_EPOCH_MS + 1)
+
+
+def _ingest_order_page(store: Store, groups: list[str], query: FilterRequest) -> dict[str, Any]:
+    """One page in ingestion order. When some events may be left out, the high-water mark is
+    read first, so that anything ingested after it is still after the follow token."""
+    high_water: dict[str, int] = {}
+    if query.narrowed:
+        sql, params = high_water_sql(query)
+        rows = store.query_logs(groups, *_ALL_TIME_MS, sql, params, newest_first=False)
+        high_water = {row["log_group"]: row["seq"] for row in rows.to_pylist()}
+    sql, params = filter_sql(query)
+    start_ms, end_ms = query.range_ms or _ALL_TIME_MS
+    table = store.query_logs(groups, start_ms, end_ms, sql, params, newest_first=False)
+    return page(table.to_pylist(), query, high_water=high_water)
+
+
 class GroupBody(BaseModel):
+    """The optional body of ``PUT /groups/{name}`` (documentation only: the handler parses it,
+    so that a missing key and ``null`` differ and errors say where the JSON is wrong)."""
+
     model_config = ConfigDict(extra="forbid")
-    retention_days: int | None = Field(default=None, description="days to keep; null = forever")
+    retention_days: int | None = Field(
+        default=None, description="days to keep; null = for ever; absent = unchanged"
+    )
+
+
+class RetentionBody(BaseModel):
+    """The body of PutRetentionPolicy (documentation only, as ``GroupBody``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    retention_days: int = Field(description="days to keep: " + ", ".join(map(str, RETENTION_DAYS)))
+
+
+def _documented_body(model: type[BaseModel], *, required: bool) -> dict[str, Any]:
+    schema = model.model_json_schema()
+    return {
+        "requestBody": {"required": required, "content": {"application/json": {"schema": schema}}}
+    }
+
+
+_MAX_GROUP_BODY_BYTES = 64 * 1024
+
+
+async def _small_body(request: Request) -> bytes:
+    return await read_limited(
+        request.headers,
+        request.stream(),
+        _MAX_GROUP_BODY_BYTES,
+        f"the body is larger than {format_size(_MAX_GROUP_BODY_BYTES)}; "
+        'send {"retention_days": n}',
+    )
 
 
 def _group_json(info: GroupInfo) -> dict[str, Any]:
@@ -241,25 +326,36 @@ async def get_group(request: Request, name: str) -> dict[str, Any]:
     return _group_json(_store(request).get_group(name))
 
 
-@router.put("/groups/{name:path}")
-@operation(CREATE_LOG_GROUP)
-async def put_group(
-    request: Request, response: Response, name: str, body: GroupBody | None = None
-) -> dict[str, Any]:
-    """Create a log group, or change the retention of an existing one."""
+@router.put("/groups/{name:path}", openapi_extra=_documented_body(GroupBody, required=False))
+@operation(PUT_LOG_GROUP)
+async def put_group(request: Request, response: Response, name: str) -> dict[str, Any]:
+    """CreateLogGroup: make sure a group exists (201 when created, with ``retention_days`` if
+    given; 200 and unchanged when it exists). On an existing group a body naming
+    ``retention_days`` still sets it, as a PutRetentionPolicy (``null`` removes the policy);
+    ``PUT /retention-policies/{name}`` is the clearer way."""
     validate_group_name(name)
-    days = body.retention_days if body else None
-    if days is not None and days not in RETENTION_DAYS:
-        raise BadRequest(
-            f"retention_days {days} is not one of {', '.join(map(str, RETENTION_DAYS))}",
-            details={"retention_days": days},
-        )
+    wanted = parse_group_body(await _small_body(request))
     store = _store(request)
-    if store.has_group(name):
-        info = await asyncio.to_thread(store.put_retention, name, days)
-    else:
-        info = await asyncio.to_thread(store.create_group, name, retention_days=days)
-        response.status_code = 201
+    if request.state.operation is PUT_RETENTION_POLICY:  # the gate saw the group and a body
+        if not wanted.given:
+            return _group_json(store.get_group(name))
+        return _group_json(await asyncio.to_thread(store.put_retention, name, wanted.days))
+    if not store.has_group(name):
+        try:
+            info = await asyncio.to_thread(store.create_group, name, retention_days=wanted.days)
+        except Conflict:
+            pass  # created by another request since: ensuring it exists is done
+        else:
+            response.status_code = 201
+            return _group_json(info)
+    info = store.get_group(name)
+    if wanted.given and wanted.days != info.retention_days:
+        # Authorized as CreateLogGroup, which must not change an existing group.
+        raise Conflict(
+            f"log group {name!r} was created by another request meanwhile; set its retention "
+            f"with PUT /api/v1/logs/retention-policies/{name}",
+            details={"group": name},
+        )
     return _group_json(info)
 
 
@@ -272,12 +368,46 @@ async def delete_group(request: Request, name: str) -> dict[str, Any]:
     return {"deleted": name}
 
 
+@router.put(
+    "/retention-policies/{name:path}",
+    openapi_extra=_documented_body(RetentionBody, required=True),
+)
+@operation(PUT_RETENTION_POLICY)
+async def put_retention_policy(request: Request, name: str) -> dict[str, Any]:
+    """PutRetentionPolicy: keep a group's events ``retention_days`` days."""
+    validate_group_name(name)
+    days = parse_retention_body(await _small_body(request), name)
+    return _group_json(await asyncio.to_thread(_store(request).put_retention, name, days))
+
+
+@router.delete("/retention-policies/{name:path}")
+@operation(DELETE_RETENTION_POLICY)
+async def delete_retention_policy(request: Request, name: str) -> dict[str, Any]:
+    """DeleteRetentionPolicy: keep a group's events for ever."""
+    return _group_json(await asyncio.to_thread(_store(request).put_retention, name, None))
+
+
+# The audit record's ``additionalEventData.watchkeep`` is capped at 28 KiB as a whole.
+_SUMMARY_GROUPS = 50
+
+
 @router.post("/retention")
 @operation(APPLY_RETENTION)
 async def apply_retention(request: Request, dry_run: bool = False) -> dict[str, Any]:
     """Drop the partitions that retention policies expire now (or list them with dry_run)."""
-    expired = await asyncio.to_thread(_store(request).apply_retention, dry_run=dry_run)
+    expired = await asyncio.to_thread(apply_log_retention, _store(request), dry_run=dry_run)
+    if expired:
+        # The response (the record's responseElements) names every partition, but is left out
+        # of the record past 100 KiB; the per-group summary names them as exactly.
+        groups = group_summaries(expired)
+        summary: dict[str, Any] = {
+            "partitions": len(expired),
+            "logGroups": groups[:_SUMMARY_GROUPS],
+        }
+        if len(groups) > _SUMMARY_GROUPS:
+            summary["moreLogGroups"] = len(groups) - _SUMMARY_GROUPS
+        request.state.audit_summary = summary
     return {
         "dry_run": dry_run,
-        "expired": [{"log_group": g, "hour_ms": h} for g, h in expired],
+        "expired": [{"log_group": p.log_group, "hour_ms": p.hour_ms} for p in expired],
     }

@@ -234,7 +234,10 @@ class Gate:
                 query_lists=query,
                 region=self._account.region,
                 account_id=self._account.account_id,
+                has_body=op.choose is not None and _declares_body(scope),
             )
+            if op.choose is not None:
+                op = op.choose(target, scope["app"].state)
             return op, target
         return None
 
@@ -490,6 +493,11 @@ def _source_from_path(path: str) -> str:
     parts = path.strip("/").split("/")
     service = parts[2] if len(parts) > 2 and parts[0] == "api" else ""
     return event_source(_PATH_SERVICES.get(service, "api"))
+
+
+def _declares_body(scope: Scope) -> bool:
+    headers = _headers(scope)
+    return headers.get("content-length", "0") not in ("", "0") or "transfer-encoding" in headers
 
 
 def _headers(scope: Scope) -> dict[str, str]:

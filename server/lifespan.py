@@ -23,7 +23,7 @@ from fastapi import FastAPI
 from audit.digests import Digester
 from audit.hashing import AuditHasher, random_key_file
 from audit.lookup import EventLookup, RateLimiter
-from audit.record import Account
+from audit.record import Account, resource_entry, service_event_record
 from audit.retention import check_retention_days, prune_audit_trail
 from audit.self_verify import SelfVerifier
 from audit.signing import ensure_signing_key, fingerprint
@@ -32,6 +32,7 @@ from iam import KeyRing, SecretBox, load_master_key
 from iam.directory import Directory
 from iam.matching import RequestContext
 from ingest.metric_filters import MetricFilterRegistry
+from ingest.retention import apply_log_retention, service_event_details
 from query.service import QueryService
 from server.alarm_runtime import open_alarms
 from server.gate import Services
@@ -136,7 +137,11 @@ async def _recover(
     await asyncio.to_thread(metrics.recover)
     scheduler.every(1.0, store.flush, name="flush")
     scheduler.every(60.0, store.compact, name="compact")
-    scheduler.every(settings.retention_interval_s, store.apply_retention, name="retention")
+    scheduler.every(
+        settings.retention_interval_s,
+        lambda: _apply_log_retention(store, services.trail, account(settings)),
+        name="retention",
+    )
     scheduler.every(1.0, metrics.flush, name="metric-flush")
     scheduler.every(60.0, metrics.compact, name="metric-compact")
     scheduler.every(settings.retention_interval_s, metrics.apply_retention, name="metric-retention")
@@ -165,6 +170,38 @@ async def _recover(
     scheduler.start()
     services.ready = True
     log.info("ready in %.2f s (data in %s)", time.monotonic() - started, settings.data_dir)
+
+
+def _apply_log_retention(store: Store, trail: AuditTrail, owner: Account) -> None:
+    """Scheduled log retention, recorded: one ``ApplyRetention`` service event (or more, each
+    within the size cap) names every partition it dropped."""
+    if trail.degraded:
+        # Dropping data is an audited change: wait until the trail can record it.
+        log.warning("log retention postponed: the audit trail is not writable")
+        return
+    expired = apply_log_retention(store)
+    pending = []
+    for details in service_event_details(expired):
+        record = service_event_record(
+            "ApplyRetention",
+            details,
+            owner,
+            invoked_by="scheduler.watchkeep",
+            event_source_name="logs.watchkeep",
+        )
+        groups = dict.fromkeys(p["logGroup"] for p in details["partitions"])
+        record["resources"] = [
+            resource_entry(
+                f"arn:watchkeep:logs:{owner.region}:{owner.account_id}:log-group:{group}",
+                owner.account_id,
+            )
+            for group in groups
+        ]
+        pending.append(trail.append(record))
+    for future in pending:
+        future.result()
+    if expired:
+        log.info("log retention dropped %d partitions", len(expired))
 
 
 def _self_verify(verifier: SelfVerifier, metrics: MetricStore) -> None:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import duckdb
 import orjson
 
+from store.idempotency import KeyRecord, ScopedKey
+
 DDL = """
 CREATE SEQUENCE IF NOT EXISTS log_group_ids START 1;
 CREATE TABLE IF NOT EXISTS log_groups (
@@ -39,10 +41,21 @@ CREATE TABLE IF NOT EXISTS segments (
     size_bytes BIGINT NOT NULL,
     columns VARCHAR NOT NULL
 );
+"""
+
+# An Idempotency-Key is scoped by the caller and the target stream; ``body_sha256`` is NULL for
+# keys saved before it was recorded. Rows saved before the scope existed (a table keyed by
+# ``key`` alone) are moved into the legacy scope, whose principal, group and stream are ''.
+IDEMPOTENCY_DDL = """
 CREATE TABLE IF NOT EXISTS idempotency_keys (
-    key VARCHAR PRIMARY KEY,
+    principal VARCHAR NOT NULL,
+    log_group VARCHAR NOT NULL,
+    log_stream VARCHAR NOT NULL,
+    key VARCHAR NOT NULL,
+    body_sha256 VARCHAR,
     response VARCHAR NOT NULL,
-    seen_ms BIGINT NOT NULL
+    seen_ms BIGINT NOT NULL,
+    PRIMARY KEY (principal, log_group, log_stream, key)
 );
 """
 
@@ -79,6 +92,34 @@ def _executemany(conn: duckdb.DuckDBPyConnection, sql: str, rows: list[list[obje
 
 def ensure_schema(conn: duckdb.DuckDBPyConnection) -> None:
     conn.execute(DDL)
+    _ensure_idempotency_table(conn)
+
+
+def _ensure_idempotency_table(conn: duckdb.DuckDBPyConnection) -> None:
+    columns = {
+        row[0]
+        for row in conn.execute(
+            "SELECT column_name FROM duckdb_columns() "
+            "WHERE database_name = current_database() AND schema_name = 'main' "
+            "AND table_name = 'idempotency_keys'"
+        ).fetchall()
+    }
+    if not columns or "principal" in columns:
+        conn.execute(IDEMPOTENCY_DDL)
+        return
+    conn.begin()
+    try:
+        conn.execute("ALTER TABLE idempotency_keys RENAME TO idempotency_keys_unscoped")
+        conn.execute(IDEMPOTENCY_DDL)
+        conn.execute(
+            "INSERT INTO idempotency_keys "
+            "SELECT '', '', '', key, NULL, response, seen_ms FROM idempotency_keys_unscoped"
+        )
+        conn.execute("DROP TABLE idempotency_keys_unscoped")
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
 
 
 def load_groups(conn: duckdb.DuckDBPyConnection) -> list[LogGroup]:
@@ -180,21 +221,36 @@ def set_flushed_seq(conn: duckdb.DuckDBPyConnection, group_id: int, seq: int) ->
 
 
 def save_idempotency_keys(
-    conn: duckdb.DuckDBPyConnection, entries: Iterable[tuple[str, str, int]]
+    conn: duckdb.DuckDBPyConnection, entries: Iterable[tuple[KeyRecord, int]]
 ) -> None:
+    """Save (key record, seen_ms) pairs; a key already saved keeps its first answer."""
     _executemany(
         conn,
-        "INSERT INTO idempotency_keys VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-        [list(e) for e in entries],
+        "INSERT INTO idempotency_keys VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        [
+            [
+                r.scoped.principal,
+                r.scoped.group,
+                r.scoped.stream,
+                r.scoped.key,
+                r.body_sha256,
+                r.response_json,
+                seen_ms,
+            ]
+            for r, seen_ms in entries
+        ],
     )
 
 
 def load_idempotency_keys(
     conn: duckdb.DuckDBPyConnection, since_ms: int
-) -> list[tuple[str, str, int]]:
-    return conn.execute(
-        "SELECT key, response, seen_ms FROM idempotency_keys WHERE seen_ms >= ?", [since_ms]
+) -> list[tuple[KeyRecord, int]]:
+    rows = conn.execute(
+        "SELECT principal, log_group, log_stream, key, body_sha256, response, seen_ms "
+        "FROM idempotency_keys WHERE seen_ms >= ?",
+        [since_ms],
     ).fetchall()
+    return [(KeyRecord(ScopedKey(*row[:4]), row[4], row[5]), row[6]) for row in rows]
 
 
 def prune_idempotency_keys(conn: duckdb.DuckDBPyConnection, before_ms: int) -> None:

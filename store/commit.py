@@ -4,6 +4,11 @@ Callers hand in ``PendingAppend``s and get a ``concurrent.futures.Future``. The 
 takes everything queued, frames it, writes it with one ``writev`` per record and one
 ``fdatasync`` for the lot, calls ``on_durable`` (which puts the batches in the memtable, in WAL
 order), and only then resolves the futures: an acknowledged append is on disk and readable.
+
+A group commit that fails part-way (a full disk, an fsync error) fails every caller in it, and
+the file is cut back to where the last successful fsync left it: records of a refused batch that
+reached the file must never come back at replay, or a client's retry would store them twice.
+Until that cut has been made nothing more is appended to the file.
 """
 
 from __future__ import annotations
@@ -50,6 +55,8 @@ class CommitLog:
         self._on_durable = on_durable
         self._generation = first_generation
         self._file = WalFile(wal_path(data_dir, first_generation), fsync=fsync)
+        # True while the file may hold unacknowledged bytes past its last fsync.
+        self._unclean = False
         self._closed: list[Path] = list(closed_files)
         self._closed_bytes = sum(p.stat().st_size for p in closed_files)
         self._file_lock = threading.Lock()
@@ -76,7 +83,7 @@ class CommitLog:
         """Start a new WAL file; return every closed file, all of whose records are now in
         the memtable (the caller deletes them once those are flushed)."""
         with self._file_lock:
-            if not self._closing:
+            if not self._closing and self._clean_quietly():
                 self._switch_file()
             return list(self._closed)
 
@@ -95,6 +102,7 @@ class CommitLog:
             self._cond.notify()
         self._thread.join()
         with self._file_lock:
+            self._clean_quietly()
             self._file.close()
             self._closed.append(self._file.path)
             self._closed_bytes += self._file.size
@@ -112,6 +120,8 @@ class CommitLog:
     def _commit(self, batch: list[PendingAppend]) -> None:
         with self._file_lock:
             try:
+                if self._unclean:
+                    self._clean()
                 for pending in batch:
                     pending.header = pending.prepare()
                     self._file.append(encode_record(pending.header, pending.payload))
@@ -124,8 +134,10 @@ class CommitLog:
                     retry_after_s=5,
                 )
                 # Whatever part of the batch reached the file is after the last fsync'd
-                # record and was never acknowledged; a new file keeps it out of the way.
-                self._switch_file_quietly()
+                # record and was never acknowledged: cut it off (or retry the cut before
+                # the next write) so that replay cannot bring it back.
+                self._unclean = True
+                self._clean_quietly()
                 for pending in batch:
                     pending.future.set_exception(error)
                 return
@@ -139,8 +151,23 @@ class CommitLog:
         for pending, result in zip(batch, results, strict=True):
             pending.future.set_result(result)
 
-    def _switch_file(self, *, force: bool = False) -> None:
-        if self._file.size == 0 and not force:
+    def _clean(self) -> None:
+        self._file.rollback()
+        self._unclean = False
+
+    def _clean_quietly(self) -> bool:
+        """Cut unacknowledged bytes off the file if a commit failed; False if that failed."""
+        if not self._unclean:
+            return True
+        try:
+            self._clean()
+        except OSError as exc:
+            log.error("could not cut %s back to its last fsync: %s", self._file.path, exc)
+            return False
+        return True
+
+    def _switch_file(self) -> None:
+        if self._file.size == 0:
             return
         # Open the next file before closing this one, so a failure leaves a usable file.
         new_file = WalFile(wal_path(self._data_dir, self._generation + 1), fsync=self._fsync)
@@ -149,9 +176,3 @@ class CommitLog:
         self._closed.append(self._file.path)
         self._closed_bytes += self._file.path.stat().st_size
         self._file = new_file
-
-    def _switch_file_quietly(self) -> None:
-        try:
-            self._switch_file(force=True)
-        except OSError as exc:
-            log.error("could not start a new WAL file: %s", exc)

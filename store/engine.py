@@ -29,7 +29,7 @@ from store import catalog
 from store.commit import CommitLog, PendingAppend
 from store.config import StoreConfig
 from store.fields import FieldPromoter
-from store.idempotency import IdempotencyKeys
+from store.idempotency import IdempotencyKeys, KeyRecord, ScopedKey, body_sha256
 from store.ipc import from_ipc, to_ipc
 from store.lake import Lake
 from store.layout import CATALOG_FILE, WAL_DIR, group_dir, wal_generation
@@ -99,8 +99,8 @@ class Store:
             streams = catalog.load_streams(self._db)
             segments = catalog.load_segments(self._db)
             since = self._now_ms() - self.config.idempotency_window_ms
-            for key, response, seen_ms in catalog.load_idempotency_keys(self._db, since):
-                self._idempotency.remember(key, response, seen_ms)
+            for record, seen_ms in catalog.load_idempotency_keys(self._db, since):
+                self._remember_key(record, seen_ms)
         remove_orphans(data_dir, {s.path for s in segments})
         self._lake = Lake(data_dir, segments, fsync=self.config.fsync)
         for row in groups:
@@ -206,25 +206,36 @@ class Store:
         response: dict[str, Any],
         *,
         idempotency_key: str | None = None,
+        principal: str = "",
+        request_body: bytes | memoryview = b"",
     ) -> Future[dict[str, Any]]:
         """Append decoded events durably; the future gives ``response`` once they are acked.
 
         ``events`` has the columns of ``store.schema.EVENT_SCHEMA`` minus ``log_stream``;
         ``fields`` the discovered field columns. The group and stream are created on first use.
+        An ``idempotency_key`` is scoped by ``principal`` (the caller's ARN), group and stream:
+        sent again in that scope with the same ``request_body`` (compared by SHA-256) it gives
+        the first answer plus ``"duplicate": true`` and stores nothing; with another body it
+        raises ``IdempotencyKeyConflict``.
         """
         self._check_accepting()
-        if idempotency_key is not None:
-            replay = self._idempotency.claim(idempotency_key)
-            if replay is not None:
-                return replay
+        if not idempotency_key:  # no header, or an empty one
+            return self._submit(group, stream, events, fields, response, None)
+        record = KeyRecord(
+            ScopedKey(principal, group, stream, idempotency_key),
+            body_sha256(request_body),
+            orjson.dumps(response).decode(),
+        )
+        scoped = record.scoped
+        replay = self._idempotency.claim(scoped, record.body_sha256)
+        if replay is not None:
+            return replay
         try:
-            future = self._submit(group, stream, events, fields, response, idempotency_key)
+            future = self._submit(group, stream, events, fields, response, record)
         except BaseException as exc:
-            if idempotency_key is not None:
-                self._idempotency.release(idempotency_key, exc)
+            self._idempotency.release(scoped, exc)
             raise
-        if idempotency_key is not None:
-            future.add_done_callback(lambda f: self._idempotency.settle(idempotency_key, f))
+        future.add_done_callback(lambda f: self._idempotency.settle(scoped, f))
         return future
 
     def _submit(
@@ -234,7 +245,7 @@ class Store:
         events: pa.Table,
         fields: pa.Table,
         response: dict[str, Any],
-        idempotency_key: str | None,
+        idempotency: KeyRecord | None,
     ) -> Future[dict[str, Any]]:
         state = self._group_for_write(group)
         self._ensure_stream(state, stream)
@@ -243,7 +254,7 @@ class Store:
         table = _assemble(stream, events, columns, overflow)
         payload = to_ipc(table)
         row_count = table.num_rows
-        idem = [idempotency_key, orjson.dumps(response).decode()] if idempotency_key else None
+        idem = idempotency.to_header() if idempotency is not None else None
 
         def prepare() -> dict[str, Any]:
             first_seq = state.next_seq
@@ -291,12 +302,17 @@ class Store:
         first_seq, count = header["first_seq"], header["count"]
         full = _with_system_columns(table, header["group"], header["ingest_ms"], first_seq)
         idem = header.get("idempotency")
-        entry = (idem[0], idem[1], header["ingest_ms"]) if idem else None
-        if entry is not None:
-            self._idempotency.remember(*entry)
+        entry = None
+        if idem:
+            record = KeyRecord.from_header(idem)
+            self._remember_key(record, header["ingest_ms"])
+            entry = record.pack(header["ingest_ms"])
         self._memtable.append(
             header["group_id"], MemBatch(full, first_seq, first_seq + count - 1, entry)
         )
+
+    def _remember_key(self, record: KeyRecord, seen_ms: int) -> None:
+        self._idempotency.remember(record.scoped, record.response_json, seen_ms, record.body_sha256)
 
     # ---- reads -----------------------------------------------------------------------------
 
@@ -404,13 +420,14 @@ class Store:
             return flushed
 
     def _flush_group(self, group_id: int, batches: list[MemBatch]) -> int:
+        keys = [KeyRecord.unpack(b.idempotency) for b in batches if b.idempotency is not None]
         state = self._by_id.get(group_id)
         if state is None:
+            self._drop_deleted_group_batches(group_id, batches, keys)
             return 0
         lake = self._lake_()
         segments = lake.write(group_id, state.row.name, [b.table for b in batches])
         last_seq = batches[-1].last_seq
-        keys = [b.idempotency for b in batches if b.idempotency is not None]
         try:
             with self._catalog_lock:
                 conn = self._conn()
@@ -428,6 +445,21 @@ class Store:
             lake.publish(segments)
             self._memtable.drop_prefix(group_id, len(batches))
         return sum(b.table.num_rows for b in batches)
+
+    def _drop_deleted_group_batches(
+        self, group_id: int, batches: list[MemBatch], keys: list[tuple[KeyRecord, int]]
+    ) -> None:
+        """Forget batches that reached the memtable after their group was deleted.
+
+        A batch already on its way to the WAL when ``delete_group`` ran is acknowledged (the
+        delete came after it) and lands under the dead group id; nothing reads it, but it would
+        count towards the memtable limit until a restart. Its keys are kept, so a retry is
+        still answered as a duplicate rather than recreating the group.
+        """
+        with self._catalog_lock:
+            catalog.save_idempotency_keys(self._conn(), keys)
+        with self._view_lock:
+            self._memtable.drop_prefix(group_id, len(batches))
 
     def compact(self) -> int:
         """Merge small segments of busy partitions; return how many segments were merged."""

@@ -2,63 +2,170 @@
 
 Keys seen in the last 24 h map to the response first given; a key whose batch is still on its
 way to the WAL maps to a future, so a concurrent retry waits for the first attempt's outcome.
+
+A key only means something together with who sent it and where to: the log store scopes each
+key by principal ARN, log group and stream (``ScopedKey``) and keeps a SHA-256 of the request
+body with it, so the same key sent again with another body is refused
+(``IdempotencyKeyConflict``) rather than acknowledged with nothing stored. A key without a body
+hash (the metric store's plain string keys, or a log key saved before keys were scoped) is
+matched on the key alone, as before.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
+from collections.abc import Hashable
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from core.errors import IdempotencyKeyConflict
+
 Response = dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class ScopedKey:
+    """An ``Idempotency-Key`` in the scope it was sent in: the caller and the target stream.
+
+    Keys saved before scoping existed (WAL records, catalog rows) belong to the legacy scope,
+    whose empty principal, group and stream no request has, so they never match a new request.
+    """
+
+    principal: str
+    group: str
+    stream: str
+    key: str
+
+    @classmethod
+    def legacy(cls, key: str) -> ScopedKey:
+        return cls("", "", "", key)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    """A scoped key as it is persisted: in the WAL header, the memtable and the catalog."""
+
+    scoped: ScopedKey
+    body_sha256: str | None  # None for a key saved before bodies were hashed
+    response_json: str
+
+    def to_header(self) -> dict[str, str | None]:
+        return {
+            "key": self.scoped.key,
+            "principal": self.scoped.principal,
+            "group": self.scoped.group,
+            "stream": self.scoped.stream,
+            "body_sha256": self.body_sha256,
+            "response": self.response_json,
+        }
+
+    @classmethod
+    def from_header(cls, value: Any) -> KeyRecord:
+        """Read a WAL header's ``idempotency`` entry, old (``[key, response]``) or new."""
+        if isinstance(value, dict):
+            scoped = ScopedKey(value["principal"], value["group"], value["stream"], value["key"])
+            return cls(scoped, value.get("body_sha256"), value["response"])
+        return cls(ScopedKey.legacy(value[0]), None, value[1])
+
+    def pack(self, seen_ms: int) -> tuple[str, str, int]:
+        """The ``(identity, response JSON, seen_ms)`` triple a memtable batch carries until
+        its flush saves it to the catalog: the scope and the body hash ride in the first."""
+        s = self.scoped
+        identity = orjson.dumps([s.principal, s.group, s.stream, s.key, self.body_sha256])
+        return identity.decode(), self.response_json, seen_ms
+
+    @classmethod
+    def unpack(cls, packed: tuple[str, str, int]) -> tuple[KeyRecord, int]:
+        principal, group, stream, key, body_sha256 = orjson.loads(packed[0])
+        return cls(ScopedKey(principal, group, stream, key), body_sha256, packed[1]), packed[2]
+
+
+def body_sha256(body: bytes | memoryview) -> str:
+    """The hash a request body is compared by when its ``Idempotency-Key`` comes again."""
+    return hashlib.sha256(body).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    response_json: str
+    seen_ms: int
+    body_sha256: str | None
+
+
 class IdempotencyKeys:
+    """Keys are any hashable value: ``ScopedKey`` for logs, plain strings for metrics."""
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._seen: dict[str, tuple[str, int]] = {}  # key -> (response JSON, seen_ms)
-        self._inflight: dict[str, Future[Response]] = {}
+        self._seen: dict[Hashable, _Seen] = {}
+        self._inflight: dict[Hashable, tuple[str | None, Future[Response]]] = {}
 
-    def remember(self, key: str, response_json: str, seen_ms: int) -> None:
+    def remember(
+        self, key: Hashable, response_json: str, seen_ms: int, body_sha256: str | None = None
+    ) -> None:
         with self._lock:
-            self._seen[key] = (response_json, seen_ms)
+            self._seen[key] = _Seen(response_json, seen_ms, body_sha256)
 
     def prune(self, before_ms: int) -> None:
         """Forget keys first seen before ``before_ms``: a retry after the window stores again."""
         with self._lock:
-            self._seen = {k: v for k, v in self._seen.items() if v[1] >= before_ms}
+            self._seen = {k: v for k, v in self._seen.items() if v.seen_ms >= before_ms}
 
-    def claim(self, key: str) -> Future[Response] | None:
-        """None if the caller should store the batch; else a future of the earlier answer."""
+    def claim(self, key: Hashable, body_sha256: str | None = None) -> Future[Response] | None:
+        """None if the caller should store the batch; else a future of the earlier answer.
+
+        Raises ``IdempotencyKeyConflict`` when the key is known with another body hash.
+        """
         with self._lock:
             seen = self._seen.get(key)
             if seen is not None:
+                _check_same_body(key, seen.body_sha256, body_sha256)
                 done: Future[Response] = Future()
-                done.set_result({**orjson.loads(seen[0]), "duplicate": True})
+                done.set_result({**orjson.loads(seen.response_json), "duplicate": True})
                 return done
             running = self._inflight.get(key)
             if running is not None:
-                return running
-            self._inflight[key] = Future()
+                _check_same_body(key, running[0], body_sha256)
+                return running[1]
+            self._inflight[key] = (body_sha256, Future())
         return None
 
-    def settle(self, key: str, outcome: Future[Response]) -> None:
+    def settle(self, key: Hashable, outcome: Future[Response]) -> None:
         """The claimed batch is acknowledged (or failed): answer whoever waited on the key."""
         with self._lock:
-            waiter = self._inflight.pop(key, None)
-        if waiter is None:
+            running = self._inflight.pop(key, None)
+        if running is None:
             return
+        waiter = running[1]
         error = outcome.exception()
         if error is not None:
             waiter.set_exception(error)
         else:
             waiter.set_result({**outcome.result(), "duplicate": True})
 
-    def release(self, key: str, error: BaseException) -> None:
+    def release(self, key: Hashable, error: BaseException) -> None:
         """The claimed batch never reached the WAL."""
         with self._lock:
-            waiter = self._inflight.pop(key, None)
-        if waiter is not None:
-            waiter.set_exception(error)
+            running = self._inflight.pop(key, None)
+        if running is not None:
+            running[1].set_exception(error)
+
+
+def _check_same_body(key: Hashable, known: str | None, given: str | None) -> None:
+    if known is None or given is None or known == given:
+        return
+    if isinstance(key, ScopedKey):
+        where = f" to log group {key.group!r}, stream {key.stream!r}"
+        details = {"idempotency_key": key.key, "group": key.group, "stream": key.stream}
+    else:
+        where, details = "", {"idempotency_key": str(key)}
+    raise IdempotencyKeyConflict(
+        f"Idempotency-Key {details['idempotency_key']!r} was already used{where} for a "
+        "request with a different body; resend the original body to retry that request, "
+        "or use a new key for a new batch",
+        details=details,
+    )

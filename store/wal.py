@@ -78,6 +78,8 @@ class WalFile:
         self._fsync = fsync
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self.size = os.fstat(self._fd).st_size
+        # Where the records that are known durable end: everything after it may be cut off.
+        self.synced_size = self.size
         if fsync:
             # A new file is only durable once its directory entry is.
             fsync_path(path.parent)
@@ -97,6 +99,17 @@ class WalFile:
     def sync(self) -> None:
         if self._fsync:
             os.fdatasync(self._fd)
+        self.synced_size = self.size
+
+    def rollback(self) -> None:
+        """Cut the file back to its size at the last successful ``sync`` and make the cut
+        durable, so that no record written since (all unacknowledged) can be replayed.
+        Raises ``OSError`` if the cut cannot be made."""
+        os.ftruncate(self._fd, self.synced_size)
+        if self._fsync:
+            # fdatasync covers the new size: it is metadata needed to read the file back.
+            os.fdatasync(self._fd)
+        self.size = self.synced_size
 
     def close(self) -> None:
         os.close(self._fd)

@@ -172,6 +172,35 @@ EVENT_CASES: list[tuple[str, bytes, list[dict[str, Any]]]] = [
         ],
     ),
     (
+        "null-message-is-missing-the-line-is-the-message",
+        b'{"message":null,"a":1}\n',
+        [
+            {
+                "ts_ms": NOW_MS,
+                "message": '{"message":null,"a":1}',
+                "message_bytes": 22,
+                "fields": {"a": 1.0},
+            }
+        ],
+    ),
+    (
+        "null-message-with-timestamp",
+        b'{"timestamp":5,"message":null}',
+        [
+            {
+                "ts_ms": 5,
+                "message": '{"timestamp":5,"message":null}',
+                "message_bytes": 30,
+                "fields": {"timestamp": 5.0},
+            }
+        ],
+    ),
+    (
+        "number-message-becomes-its-json-text",
+        b'{"message":42,"a":"b"}',
+        [{"ts_ms": NOW_MS, "message": "42", "message_bytes": 2, "fields": {"a": "b"}}],
+    ),
+    (
         "json-string-line-is-the-message",
         b'"plain words"\n"{\\"a\\":true}"\n',
         [
@@ -290,6 +319,31 @@ def test_event_size_limit(limit: int, reason: str) -> None:
     assert batch.fields.column_names == ["a"]
 
 
+SMALL = b'\n{"a":"small"}'
+SIZE_CASES = [
+    # (name, body, content type, rejected indexes): the limit (1 KiB here) is on the whole event
+    ("big-field-beside-message", orjson.dumps({"message": "m", "pad": "x" * 2000}) + SMALL, [0]),
+    ("big-message", orjson.dumps({"message": "x" * 2000}) + SMALL, [0]),
+    ("big-object-without-message", orjson.dumps({"pad": "x" * 2000}) + SMALL, [0]),
+    ("escapes-count-as-received", b'{"message":"' + b"\\n" * 600 + b'"}' + SMALL, [0]),
+    ("just-under", orjson.dumps({"message": "m", "pad": "x" * 990}) + SMALL, []),
+    ("array-element", orjson.dumps([{"message": "m", "pad": "x" * 2000}, "ok"]), [0]),
+    ("text-line", b"x" * 2000 + b"\nok", [0]),
+]
+SIZE_TYPES = {"array-element": "application/json", "text-line": "text/plain"}
+
+
+@pytest.mark.parametrize(("name", "body", "rejected"), SIZE_CASES, ids=[c[0] for c in SIZE_CASES])
+def test_event_size_limit_is_on_the_whole_event(
+    name: str, body: bytes, rejected: list[int]
+) -> None:
+    batch = decode(body, SIZE_TYPES.get(name, NDJSON), max_event_bytes=1024)
+    assert batch.events.num_rows == 2 - len(rejected)
+    assert [r.index for r in batch.rejected] == rejected
+    assert all("the limit is 1 KiB" in r.reason for r in batch.rejected)
+    assert all(size <= 1024 for size in batch.events.column("message_bytes").to_pylist())
+
+
 @pytest.mark.parametrize(
     ("body", "content_type"),
     [
@@ -311,14 +365,76 @@ def test_json_array_body() -> None:
     assert batch.received == 4
 
 
+BAD_JSON_BODIES = [
+    ("truncated-array", b"[1,", "body is not a valid JSON array"),
+    ("bad-byte-outside-strings", b'[{"a":1}\xff]', "invalid byte at offset 8; fix the encoding"),
+    ("bad-bytes-make-equal-keys", b'[{"a\xff":1,"a\xfe":2}]', "invalid byte at offset 4"),
+    ("sentinel-in-body", '["\U0010ffff", "'.encode() + b'\xff"]', "invalid byte at offset 10"),
+    ("not-an-array", b"[1]]", "not a valid JSON array"),
+    (
+        "pretty-object-with-an-error",
+        b'{\n  "a": 1,\n  "b": \n}\n',
+        "body is not valid JSON: unexpected character, expected a JSON value at line 4, column 1",
+    ),
+    ("pretty-object-bad-utf8", b'{\n  "a": "\xff"\n}', "invalid byte at offset 10"),
+]
+
+
 @pytest.mark.parametrize(
     ("body", "fragment"),
-    [(b"[1,", "body is not a valid JSON array"), (b'["\xff"]', "invalid byte at offset 2")],
-    ids=["truncated", "invalid-utf8"],
+    [c[1:] for c in BAD_JSON_BODIES],
+    ids=[c[0] for c in BAD_JSON_BODIES],
 )
-def test_bad_json_array_body(body: bytes, fragment: str) -> None:
-    with pytest.raises(BadRequest, match=fragment):
-        decode_events(body, "application/json", now_ms=NOW_MS)
+def test_bad_json_body(body: bytes, fragment: str) -> None:
+    for fast_path in (True, False):
+        with pytest.raises(BadRequest, match=fragment):
+            decode_events(body, "application/json", now_ms=NOW_MS, fast_path=fast_path)
+
+
+def test_invalid_utf8_in_an_array_rejects_only_its_elements() -> None:
+    body = b'[{"a":"ok"}, {"b":"bad \xff here"}, "\xc3(", {"c\xe2\x82":1}, {"d":"\xc3\xa9"}]'
+    batch = decode(body, "application/json")
+    assert [(r.index, r.reason) for r in batch.rejected] == [
+        (1, "invalid UTF-8 at byte 10 of the event"),
+        (2, "invalid UTF-8 at byte 1 of the event"),
+        (3, "invalid UTF-8 at byte 3 of the event"),
+    ]
+    assert batch.events.column("message").to_pylist() == ['{"a":"ok"}', '{"d":"é"}']
+    assert batch.received == 5
+
+
+JSON_DOCUMENTS = [
+    # (name, body, messages): application/json takes one object, even over several lines
+    ("pretty-object-with-message", b'{\n "message":"hi"\n}', ["hi"]),
+    (
+        "pretty-object-is-compacted",
+        b'\n{\n  "a": 1,\n  "b": {"c": true}\r\n}\n',
+        ['{"a":1,"b":{"c":true}}'],
+    ),
+    ("object-split-mid-line", b'{"a": 1,\n "b": 2}', ['{"a":1,"b":2}']),
+    ("one-line-object-keeps-its-text", b' {"a": 1}\n', [' {"a": 1}']),
+    ("ndjson-stays-lines", b'{"message":"x"}\n{"message":"y"}', ["x", "y"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("body", "messages"), [c[1:] for c in JSON_DOCUMENTS], ids=[c[0] for c in JSON_DOCUMENTS]
+)
+def test_json_object_body(body: bytes, messages: list[str]) -> None:
+    batch = decode(body, "application/json")
+    assert batch.rejected == []
+    assert batch.events.column("message").to_pylist() == messages
+
+
+def test_ndjson_type_keeps_line_semantics_for_a_pretty_object() -> None:
+    batch = decode(b'{\n "message":"hi"\n}', NDJSON)
+    assert [r.index for r in batch.rejected] == [0, 1, 2]
+
+
+def test_json_ndjson_with_a_bad_first_line_rejects_only_that_line() -> None:
+    batch = decode(b'{broken\n{"a":1}', "application/json")
+    assert [r.index for r in batch.rejected] == [0]
+    assert batch.events.column("message").to_pylist() == ['{"a":1}']
 
 
 def test_json_without_bracket_is_ndjson() -> None:

@@ -192,6 +192,26 @@ def test_deleted_group_does_not_come_back_from_the_wal(tmp_path: Path) -> None:
     again.close()
 
 
+def test_batch_committed_while_its_group_is_deleted_leaves_the_memtable_on_flush(
+    tmp_path: Path,
+) -> None:
+    store = open_store(tmp_path)
+    append(store, "g", ["a"])
+    store.flush(force=True)
+    assert store._commit is not None
+    with store._commit._cond:  # the batch is queued for the WAL when the delete runs
+        events = batch(["late"])
+        late = store.submit_logs("g", "s", events, events.select([]), {"n": 1})
+        store.delete_group("g")
+    # The delete came after the request: acknowledging it is right, keeping it is not.
+    assert late.result(10) == {"n": 1}
+    assert store.stats()["memtable_bytes"] > 0
+    store.flush(force=True)
+    assert store.stats()["memtable_bytes"] == 0
+    assert not store.has_group("g")
+    store.close()
+
+
 def test_idempotency_key_survives_restart(tmp_path: Path) -> None:
     store = open_store(tmp_path)
     assert append(store, "g", ["a"], idempotency_key="k") == {"n": 1}
