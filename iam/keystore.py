@@ -165,7 +165,20 @@ class KeyRing:
         ``InvalidSignatureException`` for a wrong secret.
         """
         key_id, presented = parse_bearer(authorization_header)
-        key = self._lookup(key_id)
+        return self._check(key_id, presented, self._lookup(key_id))
+
+    def authenticate_cached(self, authorization_header: str | None) -> AuthenticatedKey | None:
+        """``authenticate`` when it needs no database read or decryption (the key and its
+        secret were seen before), so the event loop can call it; else None."""
+        key_id, presented = parse_bearer(authorization_header)
+        with self._lock:
+            key = self._keys.get(key_id)
+            cached = self._secrets.get(key_id)
+        if key is None or cached is None or cached[0] != key.secret_ciphertext:
+            return None
+        return self._check(key_id, presented, key)
+
+    def _check(self, key_id: str, presented: str, key: AccessKey | None) -> AuthenticatedKey:
         if key is None or not key.is_active:
             details = {"access_key_id": key_id}
             if key is not None:

@@ -22,6 +22,7 @@ from server.cli_logs import logs_app
 from server.cli_metrics import metrics_app
 from server.cli_query import query
 from server.cli_tail import tail
+from store.memory import use_server_memory_pool
 
 app = typer.Typer(
     name="watchkeep",
@@ -73,6 +74,7 @@ def serve(
         f"listening on http://{settings.host}:{settings.port}",
         err=True,
     )
+    use_server_memory_pool()
     uvicorn.run(
         create_app(settings),
         host=settings.host,

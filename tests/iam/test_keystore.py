@@ -277,6 +277,28 @@ def test_authenticate_outcomes(ring: KeyRing, root_pair: str) -> None:
         assert other_secret[4:] not in caught.value.message
 
 
+def test_the_cached_check_answers_only_for_keys_it_has_seen(
+    ring: KeyRing, db: duckdb.DuckDBPyConnection, root_pair: str
+) -> None:
+    key_id, secret = parse_key_pair(root_pair)
+    ring.forget()
+    assert ring.authenticate_cached(bearer(root_pair)) is None  # would need the database
+    assert ring.authenticate(bearer(root_pair)).access_key_id == key_id
+    assert ring.authenticate_cached(bearer(root_pair)) == ring.authenticate(bearer(root_pair))
+    with pytest.raises(Unauthenticated) as caught:
+        ring.authenticate_cached(f"Bearer {key_id}:{generate_key_pair()[1]}")
+    assert caught.value.code == "InvalidSignatureException"
+    with pytest.raises(Unauthenticated) as missing:
+        ring.authenticate_cached(None)
+    assert missing.value.code == "MissingAuthenticationTokenException"
+    unknown_id, _ = generate_key_pair()
+    assert ring.authenticate_cached(f"Bearer {unknown_id}:{secret}") is None
+    # A key deactivated through the ring is forgotten, so the cache cannot let it in.
+    set_status(db, key_id, INACTIVE)
+    ring.forget()
+    assert ring.authenticate_cached(bearer(root_pair)) is None
+
+
 def test_unknown_and_inactive_keys_look_alike_to_the_caller(
     ring: KeyRing, db: duckdb.DuckDBPyConnection, root_pair: str
 ) -> None:
