@@ -29,7 +29,8 @@ fix: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: $(STAMP)  ## ingest benchmark: events/s and the ratio to a parse-only endpoint
+bench: $(STAMP)  ## ingest benchmark: events/s and the ratios to a parse-only endpoint and moto
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m benchmarks.ingest
 
 bench-alarms: $(STAMP)  ## alarm benchmark: CPU of a round of 10,000 alarms as a fraction of 60 s

@@ -183,6 +183,22 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_per_1000(pid: int, load: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run ``load`` and add the server's CPU milliseconds per 1,000 acknowledged events (the
+    warm-up included), a figure that moves less than events/s when the machine is shared."""
+    before = cpu_seconds(pid)
+    result = load()
+    events = result["acked"] + result["warmup"]
+    result["cpu_ms_per_1000"] = (cpu_seconds(pid) - before) * 1e6 / max(events, 1)
+    return result
+
+
 def peak_rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -293,8 +309,11 @@ def main(argv: list[str] | None = None) -> int:
         n = args.clients
         ingest = f"{w_base}/api/v1/logs/events?group=bench&stream=s"
         mixed_url = f"{w_base}/api/v1/logs/events?group=bench2&stream=s"
-        base = run_load(pool, [f"{b_base}/parse"] * n, {}, args.seconds)
-        wk = run_load(pool, [f"{ingest}{i}" for i in range(n)], auth, args.seconds)
+        base = cpu_per_1000(
+            baseline_proc.pid, lambda: run_load(pool, [f"{b_base}/parse"] * n, {}, args.seconds)
+        )
+        urls = [f"{ingest}{i}" for i in range(n)]
+        wk = cpu_per_1000(server.pid, lambda: run_load(pool, urls, auth, args.seconds))
         urls = [f"{mixed_url}{i}" for i in range(n)]
         mixed = run_load(pool, urls, auth, max(2.0, args.seconds / 3), mixed=True)
         moto = measure_moto(pool, n, args.seconds, env, tmp / "moto.log")
@@ -311,6 +330,7 @@ def main(argv: list[str] | None = None) -> int:
             "baseline": base, "watchkeep": wk, "mixed_types": mixed, "moto": moto,
             "ratio_to_baseline": wk_rate / base["events_per_s"],
             "ratio_to_moto": wk_rate / moto["events_per_s"] if moto else None,
+            "cpu_ratio": wk["cpu_ms_per_1000"] / base["cpu_ms_per_1000"],
             "parquet_bytes_per_event": pq_bytes / max(acked, 1),
             "data_dir_bytes_per_event": all_bytes / max(acked, 1),
             "parquet_rows": pq_rows, "acked_total": acked,
@@ -347,6 +367,8 @@ def print_table(f: dict[str, Any]) -> None:
     lines += [
         f"  ratio watchkeep/baseline  {f['ratio_to_baseline']:.2f}x",
         f"  ratio watchkeep/moto      {moto}",
+        f"  server CPU per 1,000      {f['baseline']['cpu_ms_per_1000']:.1f} ms baseline, "
+        f"{f['watchkeep']['cpu_ms_per_1000']:.1f} ms watchkeep ({f['cpu_ratio']:.1f}x the work)",
         f"  mixed types: stored {m['stored']:,} of {m_acked:,} acknowledged (incl. warm-up): "
         + ("OK" if m["stored"] == m_acked else "MISMATCH"),
         f"  bytes/event on disk       {f['parquet_bytes_per_event']:.1f} Parquet, "
