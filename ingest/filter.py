@@ -15,6 +15,9 @@ since, whatever their timestamps (late and backfilled events included), without 
 is what ``watchkeep tail -f`` follows. Once the events in range are exhausted the follow token
 moves to the groups' high-water mark, taken before the page: events outside the time range or
 the pattern that were already there are never returned by a later poll with another range.
+A deleted and re-created group starts its sequence again, so the cursor names each group's
+incarnation (its creation time) with its number: a number seen in an older incarnation of the
+group means nothing for the new one, which is read from its beginning (``bind_cursor``).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -49,9 +52,11 @@ class FilterRequest:
     descending: bool
     after: Position | None
     filter_pattern: str = ""
-    # order=ingest: the last sequence number seen in each group read (0: none yet).
+    # order=ingest: the last sequence number seen in each group read (0: none yet), and the
+    # creation time (ms) of the incarnation of the group it was seen in, where known.
     ingest_order: bool = False
     cursor: Mapping[str, int] = field(default_factory=dict)
+    incarnations: Mapping[str, int] = field(default_factory=dict)
     # order=ingest: the request's own time range, None when it has none (the ``logs``
     # relation applies it; without one it holds all of time, as a cursor cannot prune by it).
     range_ms: tuple[int, int] | None = None
@@ -75,7 +80,7 @@ def filter_request(
     """Check FilterLogEvents' parameters: the pattern first, then the token issued for it."""
     parse_filter_pattern(filter_pattern)  # FilterPatternError (400) names the column
     if order == _INGEST:
-        seen = decode_cursor(next_token, filter_pattern) if next_token else {}
+        seen, incarnations = decode_cursor(next_token, filter_pattern) if next_token else ({}, {})
         # Every group has a place in the cursor (0: nothing seen): a group added since the
         # token was issued starts from its beginning, one dropped leaves the token.
         cursor = {group: seen.get(group, 0) for group in groups}
@@ -87,6 +92,7 @@ def filter_request(
             filter_pattern,
             ingest_order=True,
             cursor=cursor,
+            incarnations={g: incarnations[g] for g in cursor if g in incarnations},
             range_ms=range_ms,
         )
     descending = order == "desc"
@@ -145,12 +151,25 @@ def decode_token(token: str, descending: bool, filter_pattern: str = "") -> Posi
     return position
 
 
-def encode_cursor(cursor: Mapping[str, int], filter_pattern: str = "") -> str:
-    """An order=ingest token: the last sequence number seen in each group."""
-    return _encode([_INGEST, sorted(cursor.items()), _pattern_digest(filter_pattern)])
+def encode_cursor(
+    cursor: Mapping[str, int],
+    filter_pattern: str = "",
+    incarnations: Mapping[str, int] | None = None,
+) -> str:
+    """An order=ingest token: the last sequence number seen in each group, with the creation
+    time of the group's incarnation it was seen in (``[group, seq, created_ms]``)."""
+    known = incarnations or {}
+    entries = [
+        [group, seq, known[group]] if group in known else [group, seq]
+        for group, seq in sorted(cursor.items())
+    ]
+    return _encode([_INGEST, entries, _pattern_digest(filter_pattern)])
 
 
-def decode_cursor(token: str, filter_pattern: str = "") -> dict[str, int]:
+def decode_cursor(token: str, filter_pattern: str = "") -> tuple[dict[str, int], dict[str, int]]:
+    """The cursor and the incarnations of an order=ingest token. A token issued before
+    incarnations were recorded has ``[group, seq]`` entries: its numbers are taken as they
+    are (as they were before), rather than shown again from the beginning."""
     try:
         value = _decode(token)
     except (ValueError, TypeError, orjson.JSONDecodeError):
@@ -161,16 +180,35 @@ def decode_cursor(token: str, filter_pattern: str = "") -> dict[str, int]:
             "or start again without next_token",
             details={"order": _INGEST},
         )
+    cursor: dict[str, int] = {}
+    incarnations: dict[str, int] = {}
     try:
-        _, pairs, digest = value
-        cursor = {str(group): int(seq) for group, seq in pairs}
+        _, entries, digest = value
+        for group, seq, *created in entries:
+            cursor[str(group)] = int(seq)
+            if len(created) > 1:
+                raise ValueError(created)
+            if created:
+                incarnations[str(group)] = int(created[0])
     except (ValueError, TypeError):
         raise BadRequest(_NOT_OURS) from None
     if any(seq < 0 for seq in cursor.values()):
         raise BadRequest(_NOT_OURS)
     if digest != _pattern_digest(filter_pattern):
         raise BadRequest(_OTHER_PATTERN)
-    return cursor
+    return cursor, incarnations
+
+
+def bind_cursor(request: FilterRequest, incarnations: Mapping[str, int]) -> FilterRequest:
+    """The request with its cursor bound to the groups' current incarnations (group ->
+    creation time in ms): a number seen in another incarnation of its group restarts at 0,
+    and the tokens issued for the page name the current incarnations."""
+    cursor = dict(request.cursor)
+    for group, seen_in in request.incarnations.items():
+        if incarnations.get(group) != seen_in:
+            cursor[group] = 0
+    current = {group: incarnations[group] for group in cursor if group in incarnations}
+    return replace(request, cursor=cursor, incarnations=current)
 
 
 def _cursor_predicate(cursor: Mapping[str, int]) -> tuple[str, list[Any]]:
@@ -186,18 +224,6 @@ def _cursor_predicate(cursor: Mapping[str, int]) -> tuple[str, list[Any]]:
     for group, seq in sorted(cursor.items()):
         params += [group, seq]
     return f"seq > ? AND ({exact})", params
-
-
-def high_water_sql(request: FilterRequest) -> tuple[str, list[Any]]:
-    """SQL over ``logs`` (all times) giving each group's last visible sequence number after the
-    cursor: what a follow token may skip to once the page has shown everything in range."""
-    predicate, params = _cursor_predicate(request.cursor)
-    sql = (
-        "SELECT log_group, max(seq) AS seq FROM logs"
-        + (f" WHERE {predicate}" if predicate else "")
-        + " GROUP BY log_group"
-    )
-    return sql, params
 
 
 def filter_sql(request: FilterRequest) -> tuple[str, list[Any]]:
@@ -287,5 +313,5 @@ def _ingest_tokens(
         # Everything in range up to the high-water mark has been shown: skip what was left out.
         for group, seq in high_water.items():
             cursor[group] = max(cursor.get(group, 0), seq)
-    token = encode_cursor(cursor, request.filter_pattern)
+    token = encode_cursor(cursor, request.filter_pattern, request.incarnations)
     return {"next_token": token if more else None, "follow_token": token}

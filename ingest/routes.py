@@ -25,9 +25,9 @@ from ingest.emf_batch import batch_metrics
 from ingest.filter import (
     MAX_LIMIT,
     FilterRequest,
+    bind_cursor,
     filter_request,
     filter_sql,
-    high_water_sql,
     page,
 )
 from ingest.groups import RETENTION_DAYS, parse_group_body, parse_retention_body
@@ -249,21 +249,26 @@ async def filter_log_events(
     return page(table.to_pylist(), query)
 
 
-# Every valid event time: the high-water mark is over the whole groups.
+# Every valid event time: without a range, order=ingest reads the whole groups.
 _ALL_TIME_MS = (MIN_EPOCH_MS, MAX_EPOCH_MS + 1)
 
 
 def _ingest_order_page(store: Store, groups: list[str], query: FilterRequest) -> dict[str, Any]:
-    """One page in ingestion order. When some events may be left out, the high-water mark is
-    read first, so that anything ingested after it is still after the follow token."""
-    high_water: dict[str, int] = {}
-    if query.narrowed:
-        sql, params = high_water_sql(query)
-        rows = store.query_logs(groups, *_ALL_TIME_MS, sql, params, newest_first=False)
-        high_water = {row["log_group"]: row["seq"] for row in rows.to_pylist()}
+    """One page in ingestion order. The cursor is bound to the groups' incarnations first (a
+    re-created group restarts its sequence). When some events may be left out, the high-water
+    mark is read (from metadata) before the page, so that anything ingested after it is still
+    after the follow token. The cursor also lets the store skip segments and memtable batches
+    that hold nothing newer."""
+    # A group deleted and re-created between this line and the reads below is read with the
+    # old incarnation's number, but the token still names the old incarnation, so the next
+    # poll reads the new one from 0: its events may repeat then, none is skipped.
+    query = bind_cursor(query, {name: store.get_group(name).created_ms for name in groups})
+    high_water = store.high_water_seq(groups) if query.narrowed else {}
     sql, params = filter_sql(query)
     start_ms, end_ms = query.range_ms or _ALL_TIME_MS
-    table = store.query_logs(groups, start_ms, end_ms, sql, params, newest_first=False)
+    table = store.query_logs(
+        groups, start_ms, end_ms, sql, params, newest_first=False, after_seq=dict(query.cursor)
+    )
     return page(table.to_pylist(), query, high_water=high_water)
 
 

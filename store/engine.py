@@ -326,6 +326,7 @@ class Store:
         *,
         on_cursor: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
         newest_first: bool = True,
+        after_seq: dict[str, int] | None = None,
     ) -> pa.Table:
         """Run ``sql``, which reads the relation ``logs``, over the groups' events in range.
 
@@ -335,9 +336,18 @@ class Store:
         the order given, so a top-N ``ORDER BY ts_ms DESC LIMIT n`` stops early only when the
         newest segments come first: ``newest_first`` (the default, as in Logs Insights) lists
         them so; oldest-first readers (FilterLogEvents ascending) pass False.
+
+        ``after_seq`` (group name -> sequence number) is a hint for SQL that reads only events
+        after a cursor (``seq > n``, which stays the exact filter): memtable batches and
+        segments of a group that hold nothing after its number are left out before DuckDB
+        sees them, so a poll costs what is new rather than what is unflushed or stored. The
+        relation's field columns are then those of the parts kept: use it with SQL on the
+        fixed columns (``log_group``, ``seq``, ``message``...).
         """
         self._check_ready()
-        segments, mem = self._snapshot(groups, start_ms, end_ms, newest_first=newest_first)
+        segments, mem = self._snapshot(
+            groups, start_ms, end_ms, newest_first=newest_first, after_seq=after_seq
+        )
         relation = build_relation(
             self.config.data_dir,
             segments,
@@ -381,17 +391,46 @@ class Store:
         return counted
 
     def _snapshot(
-        self, groups: list[str], start_ms: int, end_ms: int, *, newest_first: bool
+        self,
+        groups: list[str],
+        start_ms: int,
+        end_ms: int,
+        *,
+        newest_first: bool,
+        after_seq: dict[str, int] | None = None,
     ) -> tuple[list[catalog.Segment], list[pa.Table]]:
-        """The segments that may hold events in range, and the memtable tables, of groups."""
+        """The segments that may hold events in range, and the memtable tables, of groups;
+        with ``after_seq``, only those that may hold a group's events after its number."""
         states = [self._state(name) for name in groups]
+        after = after_seq or {}
+        lake = self._lake_()
+        segments: list[catalog.Segment] = []
+        mem: list[pa.Table] = []
         with self._view_lock:
-            segments = [
-                s for st in states for s in self._lake_().select(st.row.id, start_ms, end_ms)
-            ]
-            segments.sort(key=lambda s: (s.max_ts, s.min_ts), reverse=newest_first)
-            mem = [b.table for st in states for b in self._memtable.snapshot(st.row.id)]
+            for st in states:
+                cursor = after.get(st.row.name)
+                selected = lake.select(st.row.id, start_ms, end_ms)
+                segments += (
+                    selected if cursor is None else [s for s in selected if s.max_seq > cursor]
+                )
+                batches = self._memtable.snapshot(st.row.id, after_seq=cursor)
+                mem += [b.table for b in batches]
+        segments.sort(key=lambda s: (s.max_ts, s.min_ts), reverse=newest_first)
         return segments, mem
+
+    def high_water_seq(self, groups: list[str]) -> dict[str, int]:
+        """Each group's last visible sequence number (0: no events), from metadata alone: the
+        catalog's ``max_seq`` of its segments and the memtable's last batch; no data is read."""
+        self._check_ready()
+        states = [self._state(name) for name in groups]
+        lake = self._lake_()
+        out: dict[str, int] = {}
+        # Under the view lock a flush is either wholly in the memtable or wholly published.
+        with self._view_lock:
+            for st in states:
+                stored = max((s.max_seq for s in lake.segments(st.row.id)), default=0)
+                out[st.row.name] = max(stored, self._memtable.last_seq(st.row.id) or 0)
+        return out
 
     # ---- maintenance -----------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ the last one of those n: that is what makes ``flushed_seq`` a safe replay waterm
 
 from __future__ import annotations
 
+import bisect
 import threading
 from dataclasses import dataclass, field
 
@@ -42,9 +43,22 @@ class Memtable:
             self._batches.setdefault(group_id, []).append(batch)
             self._bytes += batch.size_bytes
 
-    def snapshot(self, group_id: int) -> list[MemBatch]:
+    def snapshot(self, group_id: int, *, after_seq: int | None = None) -> list[MemBatch]:
+        """The group's batches; with ``after_seq``, only those holding a later sequence number
+        (a batch that straddles it is kept whole: the reader's SQL filters by ``seq``)."""
         with self._lock:
-            return list(self._batches.get(group_id, ()))
+            batches = self._batches.get(group_id, [])
+            if after_seq is None:
+                return list(batches)
+            # Batches are in sequence order, so their last_seq values are sorted.
+            first = bisect.bisect_right(batches, after_seq, key=lambda b: b.last_seq)
+            return batches[first:]
+
+    def last_seq(self, group_id: int) -> int | None:
+        """The group's newest sequence number in memory (None: nothing unflushed)."""
+        with self._lock:
+            batches = self._batches.get(group_id)
+            return batches[-1].last_seq if batches else None
 
     def snapshot_all(self) -> dict[int, list[MemBatch]]:
         with self._lock:

@@ -4,6 +4,8 @@ flushes and time ranges."""
 
 from __future__ import annotations
 
+import base64
+import time
 from typing import Any
 
 import httpx
@@ -109,6 +111,47 @@ def test_follow_token_with_a_pattern_and_several_groups(client: httpx.Client) ->
     )
     assert other.status_code == 400
     assert "another filter_pattern" in other.json()["error"]["message"]
+
+
+def creation_time(client: httpx.Client) -> int:
+    response = client.get("/api/v1/logs/groups/app")
+    assert response.status_code == 200, response.text
+    return response.json()["creation_time"]  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("flushed", [False, True], ids=["memtable", "segments"])
+def test_follow_token_reads_a_re_created_group_from_its_beginning(
+    client: httpx.Client, server: RunningServer, flushed: bool
+) -> None:
+    recent_ms = NOW_S * 1000
+    ingest(client, stamped(0, 10, recent_ms))
+    seen, token = drain(client, None)
+    assert seen == list(range(10))
+    old_created = creation_time(client)
+    assert client.delete("/api/v1/logs/groups/app").status_code == 200
+    # The token names the group's incarnation by its creation time in ms: let it change.
+    time.sleep(0.005)
+    # Re-created on first use; its sequence starts again at 1, behind the old cursor (10).
+    ingest(client, stamped(100, 3, recent_ms))
+    assert creation_time(client) != old_created
+    if flushed:
+        server.store.flush(force=True)
+    seen, token = drain(client, token)
+    assert seen == [100, 101, 102]
+    ingest(client, stamped(103, 1, recent_ms))
+    seen, token = drain(client, token)
+    assert seen == [103]
+    # The same, for a follower that listed a range first (the high-water mark path).
+    seen, token = drain(client, token, start=NOW_S - 60)
+    assert seen == []
+
+
+def test_a_cursor_issued_without_incarnations_still_follows(client: httpx.Client) -> None:
+    # Tokens issued before the cursor named incarnations: ["ingest", [[group, seq]], digest].
+    ingest(client, stamped(0, 5, NOW_S * 1000))
+    legacy = base64.urlsafe_b64encode(orjson.dumps(["ingest", [["app", 3]], ""])).decode()
+    seen, _ = drain(client, legacy.rstrip("="))
+    assert seen == [3, 4]
 
 
 @pytest.mark.parametrize(

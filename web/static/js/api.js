@@ -6,12 +6,14 @@ const KEY_ITEM = "watchkeep.key";
 const IDENTITY_ITEM = "watchkeep.identity";
 
 export class ApiError extends Error {
-  constructor(status, code, message, details = {}, requestId = null) {
+  constructor(status, code, message, details = {}, requestId = null, retryAfterS = null) {
     super(message || code || `HTTP ${status}`);
     this.status = status;
     this.code = code || `HTTP${status}`;
     this.details = details || {};
     this.requestId = requestId;
+    // Seconds the server asked us to wait (503 backpressure, 429), from Retry-After.
+    this.retryAfterS = retryAfterS;
   }
 }
 
@@ -104,6 +106,7 @@ async function request(method, path, { key, query, body, signal } = {}) {
       error.message || text.slice(0, 300) || response.statusText,
       error.details,
       requestId,
+      Number(response.headers.get("retry-after")) || null,
     );
   }
   return data;
