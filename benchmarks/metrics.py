@@ -47,9 +47,10 @@ from benchmarks.query import median_times, runs_within, timed
 from query.metrics.get_data import MetricDataBody, get_metric_data
 from query.metrics.reads import MetricStatisticsBody, get_metric_statistics
 from query.metrics.statistic import parse_statistic
-from query.metrics.statistics import StatisticsQuery, compile_statistics
+from query.metrics.statistics import CompiledStatistics, StatisticsQuery, compile_statistics
 from query.metrics.window import MAX_STATISTICS_DATAPOINTS, plan_window
 from store.metric_model import canonical_dims
+from store.metric_sql import METRIC_ROWS
 from store.metrics import MetricStore, MetricStoreConfig
 
 T0 = 1_767_225_600_000  # 2026-01-01 00:00:00 UTC: the data starts here
@@ -59,7 +60,7 @@ UNIT = "Milliseconds"
 BATCH_STEPS = 48  # time steps per put: 96,000 rows at the default shape, ~16 MiB in Arrow
 TARGET = 1.5
 META = "watchkeep-metrics-bench.json"
-FORMAT = 1  # bump when the generated data changes, so that cached directories are regenerated
+FORMAT = 2  # bump when the generated data changes, so that cached directories are regenerated
 ACCOUNT_ID = "000000000000"
 PICK_METRIC, PICK_DIMS = 42, 7  # the series GetMetricStatistics reads
 
@@ -290,16 +291,16 @@ def _data_body(read: Read, shape: Shape) -> MetricDataBody:
     )
 
 
-def _compiled(read: Read, shape: Shape, now_ms: int) -> tuple[str, list[Any]]:
-    """The statement the end-to-end side runs, for timing the SQL alone."""
+def _compiled(read: Read, shape: Shape, now_ms: int) -> CompiledStatistics:
+    """The statement the end-to-end side runs (and its all-plain variant, which the store
+    picks when every row it reads is plain), for timing the SQL alone."""
     cap = MAX_STATISTICS_DATAPOINTS if read.metrics == 1 else None
     window = plan_window(T0, shape.end_ms, read.period_s, now_ms, max_datapoints=cap)
     statistics = tuple(parse_statistic(s) for s in read.statistics)
     names = [PICK_METRIC] if read.metrics == 1 else range(min(read.metrics, shape.metrics))
     dims = canonical_dims({"Host": host(PICK_DIMS)})
     queries = [StatisticsQuery(NAMESPACE, metric_name(m), dims, window, statistics) for m in names]
-    compiled = compile_statistics(queries)
-    return compiled.sql, compiled.params
+    return compile_statistics(queries, METRIC_ROWS)
 
 
 Answer = dict[tuple[str, int], tuple[float, ...]]
@@ -346,7 +347,7 @@ def read_sides(
     now_ms: int,
 ) -> dict[str, Callable[[], Any]]:
     """The ways to answer a read: (a) end to end, (b) generated SQL, (c) hand-written."""
-    text, params = _compiled(read, shape, now_ms)
+    compiled = _compiled(read, shape, now_ms)
     hand_params: dict[str, Any] = {
         "files": files,
         "namespace": NAMESPACE,
@@ -370,7 +371,9 @@ def read_sides(
         hand_params["names"] = [metric_name(m) for m in range(min(read.metrics, shape.metrics))]
     return {
         "a": end_to_end,
-        "b": lambda: store.query(T0, shape.end_ms, text, params),
+        "b": lambda: store.query(
+            T0, shape.end_ms, compiled.sql, compiled.params, all_plain=compiled.all_plain
+        ),
         "c": lambda: hand.sql(hand_sql, params=hand_params).fetchall(),
     }
 

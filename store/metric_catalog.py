@@ -7,7 +7,9 @@ directory, since DuckDB allows one process). Plain synchronous functions that ta
 - ``metric_segments``: one row per Parquet file of the metric table (path relative to the data
   directory, its UTC day, min/max ``ts_ms``, rows, bytes, and ``resolution_s``, the finest
   granularity of its rows: 1 when it holds high-resolution raw rows, 60 for standard raw rows,
-  else the roll-up tier; the roll-up job picks its work by it without opening files).
+  else the roll-up tier; the roll-up job picks its work by it without opening files), and
+  ``plain``: every row of the file has ``plain_samples`` true (``store.metric_model``), so a
+  read may take the flag as a constant and skip the file in its scan of the other rows.
 - ``metric_state``: one row, ``flushed_seq``: every WAL batch up to this sequence number is in
   Parquet, so replay skips it.
 - ``metric_index``: one row per metric (namespace, name, dimension set) with the newest datapoint
@@ -38,6 +40,8 @@ CREATE TABLE IF NOT EXISTS metric_state (
 );
 -- Catalogs from before roll-ups: 1 is "may hold anything", so the job looks at them once.
 ALTER TABLE metric_segments ADD COLUMN IF NOT EXISTS resolution_s INTEGER DEFAULT 1;
+-- Catalogs from before the flag: false is "not known to be plain", which is always safe.
+ALTER TABLE metric_segments ADD COLUMN IF NOT EXISTS plain BOOLEAN DEFAULT false;
 INSERT INTO metric_state VALUES (1, 0) ON CONFLICT DO NOTHING;
 CREATE TABLE IF NOT EXISTS metric_index (
     namespace VARCHAR NOT NULL,
@@ -62,6 +66,7 @@ class MetricSegment:
     row_count: int
     size_bytes: int
     resolution_s: int = 1  # finest granularity of its rows (module docstring)
+    plain: bool = False  # every row's plain_samples is true (module docstring)
 
 
 def ensure_schema(conn: duckdb.DuckDBPyConnection) -> None:
@@ -70,21 +75,21 @@ def ensure_schema(conn: duckdb.DuckDBPyConnection) -> None:
 
 def load_segments(conn: duckdb.DuckDBPyConnection) -> list[MetricSegment]:
     rows = conn.execute(
-        "SELECT path, day_ms, min_ts, max_ts, row_count, size_bytes, resolution_s "
-        "FROM metric_segments ORDER BY day_ms, min_ts"
+        "SELECT path, day_ms, min_ts, max_ts, row_count, size_bytes, resolution_s, "
+        "coalesce(plain, false) FROM metric_segments ORDER BY day_ms, min_ts"
     ).fetchall()
     return [MetricSegment(*row) for row in rows]
 
 
 def insert_segments(conn: duckdb.DuckDBPyConnection, segments: Iterable[MetricSegment]) -> None:
     rows = [
-        [s.path, s.day_ms, s.min_ts, s.max_ts, s.row_count, s.size_bytes, s.resolution_s]
+        [s.path, s.day_ms, s.min_ts, s.max_ts, s.row_count, s.size_bytes, s.resolution_s, s.plain]
         for s in segments
     ]
     if rows:  # DuckDB refuses an empty parameter list
         conn.executemany(
             "INSERT INTO metric_segments (path, day_ms, min_ts, max_ts, row_count, size_bytes, "
-            "resolution_s) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "resolution_s, plain) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
 

@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 
 from store.doomed import DoomedFiles
 from store.metric_catalog import MetricSegment
+from store.metric_model import mark_plain_samples
 from store.parquet import write_segment
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,8 @@ class MetricLake:
 
     def write(self, tables: list[pa.Table]) -> list[MetricSegment]:
         """Write rows as sorted segments, one per UTC day they span (not yet published)."""
-        table = pa.concat_tables(tables)
+        # The flag is the store's own: computed here from the rows, whoever wrote them.
+        table = mark_plain_samples(pa.concat_tables(tables))
         written: list[MetricSegment] = []
         try:
             for day_ms, part in _split_by_day(table):
@@ -158,4 +160,5 @@ def _describe(data_dir: Path, path: Path, day_ms: int, part: pa.Table) -> Metric
         row_count=part.num_rows,
         size_bytes=path.stat().st_size,
         resolution_s=int(pc.min(resolution).as_py()),
+        plain=bool(pc.all(part.column("plain_samples")).as_py()),
     )

@@ -19,6 +19,7 @@ class MetricBatch:
     ingest_ms: int
     applied_s: float  # clock when it joined the memtable: what makes a flush due
     idempotency: tuple[str, str, int] | None
+    plain: bool = False  # every row's plain_samples is true (store.metric_model)
 
 
 class MetricMemtable:

@@ -11,7 +11,11 @@ a single value ``v`` is ``[v]``/``[1]``. Three more columns describe rolled-up r
 ``store.metric_rollup``) and are NULL on every raw row, so writers may leave them out:
 ``rollup_s`` (the bucket width the row stands for: 60, 300 or 3600), ``sketch_keys`` and
 ``sketch_counts`` (the log-bucket histogram of its samples, ``store.metric_sketch``; NULL when the
-row merged a statistic set of several values, whose samples nobody knows).
+row merged a statistic set of several values, whose samples nobody knows). The store adds
+``plain_samples`` to every row it writes (``mark_plain_samples``): true when the row's samples are
+exactly its ``values``, each with count 1 (a raw row of one or more values and no other counts),
+so that percentile reads can skip ``counts``, ``minimum`` and ``maximum`` for such rows; false
+otherwise, and NULL in segments and WAL records written before it existed (read as "unknown").
 
 ``dims`` is the identity of a dimension set: ``name=value`` pairs sorted by name (code point
 order) and joined with ``,``; a ``\\``, ``,`` or ``=`` inside a name or value is escaped with a
@@ -28,6 +32,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 __all__ = [
     "HIGH_RESOLUTION",
@@ -39,6 +44,7 @@ __all__ = [
     "canonical_dims",
     "conform_rows",
     "datum_row",
+    "mark_plain_samples",
     "dimension_name_problem",
     "dimension_value_problem",
     "metric_name_problem",
@@ -86,10 +92,13 @@ METRIC_SCHEMA = pa.schema(
         ("rollup_s", pa.int32()),
         ("sketch_keys", pa.list_(pa.int32())),
         ("sketch_counts", pa.list_(pa.float64())),
+        ("plain_samples", pa.bool_()),
     ]
 )
 # Appended last, so that segments written before roll-ups existed stay readable by name.
 ROLLUP_COLUMNS = ("rollup_s", "sketch_keys", "sketch_counts")
+# Columns a writer may leave out (NULL): the roll-up columns and the store's own flag.
+OPTIONAL_COLUMNS = (*ROLLUP_COLUMNS, "plain_samples")
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _ESCAPE = re.compile(r"([\\,=])")
@@ -281,11 +290,11 @@ def datum_row(
 def conform_rows(rows: pa.Table) -> pa.Table:
     """Rows in the metric table's column order and types; ValueError names what is missing.
 
-    The roll-up columns may be absent (raw rows from writers and segments that predate them):
-    they become NULL.
+    The roll-up columns and ``plain_samples`` may be absent (raw rows from writers and segments
+    that predate them): they become NULL.
     """
     missing = [name for name in METRIC_SCHEMA.names if name not in rows.column_names]
-    required = [name for name in missing if name not in ROLLUP_COLUMNS]
+    required = [name for name in missing if name not in OPTIONAL_COLUMNS]
     if required:
         raise ValueError(f"metric rows lack the columns {', '.join(required)}")
     for name in missing:
@@ -293,3 +302,27 @@ def conform_rows(rows: pa.Table) -> pa.Table:
             METRIC_SCHEMA.field(name), pa.nulls(rows.num_rows, METRIC_SCHEMA.field(name).type)
         )
     return rows.select(METRIC_SCHEMA.names).cast(METRIC_SCHEMA)
+
+
+def mark_plain_samples(rows: pa.Table) -> pa.Table:
+    """``rows`` (of ``METRIC_SCHEMA``) with ``plain_samples`` computed from the rows themselves.
+
+    True when ``values`` is not empty, every count is exactly 1 (a missing ``counts`` list or
+    count means 1, as the reads take it) and the row is raw (no histogram): then the samples are
+    ``values`` and nothing else. Whatever a writer put in the column is replaced.
+    """
+    has_values = pc.fill_null(pc.greater(pc.list_value_length(rows.column("values")), 0), False)
+    counts = rows.column("counts").combine_chunks()
+    # Per row, how many of its counts are 1 (a null count is 1): a running total over the
+    # flattened counts, read at the list offsets. A row is weighted when that falls short.
+    ones = pc.cast(pc.fill_null(pc.equal(counts.values, 1.0), True), pa.int64())
+    running = pa.concat_arrays([pa.array([0], pa.int64()), pc.cumulative_sum(ones)])
+    ends, starts = counts.offsets[1:], counts.offsets[:-1]
+    weighted = pc.not_equal(
+        pc.subtract(pc.take(running, ends), pc.take(running, starts)),
+        pc.subtract(ends, starts).cast(pa.int64()),
+    )
+    raw = pc.and_(pc.is_null(rows.column("sketch_keys")), pc.is_null(rows.column("rollup_s")))
+    plain = pc.and_(pc.and_(has_values, pc.invert(weighted)), raw)
+    index = rows.schema.get_field_index("plain_samples")
+    return rows.set_column(index, METRIC_SCHEMA.field("plain_samples"), plain)

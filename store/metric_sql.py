@@ -1,7 +1,8 @@
 """SQL of the metric store: the ``metrics`` relation of a read, and ListMetrics (spec §2.7).
 
 A read sees the Parquet segments that overlap its range plus the memtable, registered as the
-Arrow table ``wk_metrics_mem`` (metric-table columns). ListMetrics reads the catalog table
+Arrow table ``wk_metrics_mem`` (metric-table columns), as the relation ``metrics`` or the
+from-item ``METRIC_ROWS``. ListMetrics reads the catalog table
 ``metric_index`` (flushed metrics) and the same memtable. Builds SQL text and parameters only;
 ``store.metrics.MetricStore`` runs them.
 """
@@ -12,9 +13,40 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["MEMTABLE", "ListedMetric", "list_metrics_sql", "read_sql"]
+__all__ = [
+    "EMPTY",
+    "MEMTABLE",
+    "METRIC_OTHER_ROWS",
+    "METRIC_ROWS",
+    "ListedMetric",
+    "list_metrics_sql",
+    "read_sql",
+]
 
 MEMTABLE = "wk_metrics_mem"
+PLAIN_PART = "wk_metrics_plain"  # the all-plain segments (plain_samples a constant true)
+OTHER_PART = "wk_metrics_segments"  # the other segments
+# A part without files: no rows, the metric table's columns (not the memtable's, since a CTE
+# that reads the registered Arrow table is materialized).
+EMPTY = (
+    "SELECT NULL::VARCHAR AS namespace, NULL::VARCHAR AS metric_name, NULL::VARCHAR AS dims, "
+    "NULL::MAP(VARCHAR, VARCHAR) AS dimensions, NULL::BIGINT AS ts_ms, NULL::VARCHAR AS unit, "
+    "NULL::INTEGER AS storage_resolution, NULL::DOUBLE AS sample_count, NULL::DOUBLE AS sum, "
+    'NULL::DOUBLE AS minimum, NULL::DOUBLE AS maximum, NULL::DOUBLE[] AS "values", '
+    "NULL::DOUBLE[] AS counts, NULL::INTEGER AS rollup_s, NULL::INTEGER[] AS sketch_keys, "
+    "NULL::DOUBLE[] AS sketch_counts, NULL::BOOLEAN AS plain_samples WHERE false"
+)
+# A from-item for statements over the relation of ``read_sql``: every row of its range, and
+# memtable rows outside it too, so each scan filters ``ts_ms`` itself. Inlined at each use,
+# unlike the CTE ``metrics``, so every scan pushes its own filters and columns down: a scan of
+# ``plain_samples IS NOT TRUE`` leaves out the all-plain segments when DuckDB plans it.
+METRIC_ROWS = (
+    f"(SELECT * FROM {PLAIN_PART} UNION ALL BY NAME SELECT * FROM {OTHER_PART} "
+    f"UNION ALL BY NAME SELECT * FROM {MEMTABLE})"
+)
+# The rows of METRIC_ROWS outside the all-plain segments: a superset of those whose
+# plain_samples is not true. A scan of those need not bind (open) the all-plain segments.
+METRIC_OTHER_ROWS = f"(SELECT * FROM {OTHER_PART} UNION ALL BY NAME SELECT * FROM {MEMTABLE})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,33 +65,52 @@ def read_sql(
     memory: bool,
     start_ms: int,
     end_ms: int,
+    plain_segment_paths: Sequence[str] = (),
 ) -> tuple[str, list[Any]]:
     """``sql`` (which may begin with its own ``WITH``) over the relation ``metrics``.
 
     The relation holds the rows of the segments and of ``wk_metrics_mem`` (which the caller
     always registers, empty or not; ``memory`` is kept for callers) with
     ``start_ms <= ts_ms < end_ms``, raw and rolled-up rows alike (``store.metric_model``).
+    ``plain_segment_paths`` are segments whose every row has ``plain_samples`` true (the
+    catalog's ``plain``).
+
+    ``metrics`` suits a statement that reads it once. DuckDB materializes a CTE that holds
+    the registered Arrow memtable (it will not inline one), so a statement that scans the
+    table several times, each scan with its own filters and columns, reads ``METRIC_ROWS``
+    instead (see there).
     """
-    parts, head = [], []
+    # The date=… folders are layout, not data: without hive_partitioning = false DuckDB would
+    # add a ``date`` column to the relation. Segments from before the roll-up columns (or the
+    # flag) lack them: union_by_name reads them as NULL.
+    scan = "read_parquet(?, hive_partitioning = false, union_by_name = true)"
+    in_range = "WHERE ts_ms >= ? AND ts_ms < ?"
+    # All-plain segments were written with the whole of METRIC_SCHEMA (the flag came last),
+    # so they need no union_by_name, which reads every file's footer each time a scan binds
+    # the part. A column added to the schema later must bring union_by_name back here.
+    # Their rows are raw (no roll-up columns) by the flag's definition: as constants, filters
+    # on those columns fold away and the columns are not read.
+    plain = (
+        "SELECT * REPLACE (true AS plain_samples, NULL::INTEGER AS rollup_s, "
+        "NULL::INTEGER[] AS sketch_keys, NULL::DOUBLE[] AS sketch_counts) "
+        f"FROM read_parquet(?, hive_partitioning = false) {in_range}"
+    )
+    other = f"SELECT * FROM {scan} {in_range}"
+    head: list[Any] = []
+    if plain_segment_paths:
+        head += [list(plain_segment_paths), start_ms, end_ms]
     if segment_paths:
-        # The date=… folders are layout, not data: without hive_partitioning = false DuckDB
-        # would add a ``date`` column to the relation. Segments from before the roll-up
-        # columns lack them: union_by_name reads them as NULL.
-        parts.append(
-            "SELECT * FROM read_parquet(?, hive_partitioning = false, union_by_name = true)"
-        )
-        head.append(list(segment_paths))
-    # The memtable (empty or not) always has every column, so the union by name does too.
-    parts.append(f"SELECT * FROM {MEMTABLE}")
-    relation = (
-        f"metrics AS (SELECT * FROM ({' UNION ALL BY NAME '.join(parts)}) "
-        "WHERE ts_ms >= ? AND ts_ms < ?)"
+        head += [list(segment_paths), start_ms, end_ms]
+    relations = (
+        f"{PLAIN_PART} AS NOT MATERIALIZED ({plain if plain_segment_paths else EMPTY}), "
+        f"{OTHER_PART} AS NOT MATERIALIZED ({other if segment_paths else EMPTY}), "
+        f"metrics AS (SELECT * FROM {METRIC_ROWS} {in_range})"
     )
     body = sql.lstrip()
     if body[:4].upper() == "WITH" and body[4:5].isspace():
-        text = f"WITH {relation}, {body[5:]}"
+        text = f"WITH {relations}, {body[5:]}"
     else:
-        text = f"WITH {relation} {body}"
+        text = f"WITH {relations} {body}"
     return text, [*head, start_ms, end_ms, *params]
 
 

@@ -32,7 +32,7 @@ from typing import Any
 import duckdb
 import orjson
 import pyarrow as pa
-import pyarrow.parquet as pq
+import pyarrow.compute as pc
 
 from core.errors import StorageFull, Unavailable
 from store import metric_catalog as catalog
@@ -40,13 +40,12 @@ from store.commit import CommitLog, PendingAppend
 from store.idempotency import IdempotencyKeys
 from store.ipc import from_ipc, to_ipc
 from store.layout import WAL_DIR, wal_generation
-from store.metric_catalog import MetricSegment
 from store.metric_config import MetricStoreConfig
-from store.metric_lake import DAY_MS, MetricLake, day_floor_ms, remove_orphans
+from store.metric_lake import MetricLake, remove_orphans
 from store.metric_memtable import MetricBatch, MetricMemtable
-from store.metric_model import METRIC_SCHEMA, conform_rows
-from store.metric_rollup import RollupHook, RollupTask, plan_rollups, rolled_rows
+from store.metric_model import METRIC_SCHEMA, conform_rows, mark_plain_samples
 from store.metric_sql import MEMTABLE, ListedMetric, list_metrics_sql, read_sql
+from store.metric_upkeep import MetricUpkeep
 from store.recovery import replay_wal
 
 __all__ = ["METRICS_DIR", "ListedMetric", "MetricStore", "MetricStoreConfig"]
@@ -58,13 +57,13 @@ RECENTLY_ACTIVE_MS = 3 * 3_600_000  # ListMetrics RecentlyActive=PT3H (spec §2.
 Connect = Callable[[], duckdb.DuckDBPyConnection]
 
 
-class MetricStore:
+class MetricStore(MetricUpkeep):
     """The metric table of one data directory.
 
     Lifecycle: ``open()`` (catalog tables, orphan clean-up), ``recover()`` (WAL replay; reads
     and writes are refused until it is done), then ``put``/``query``/``list_metrics``; the
-    scheduler calls ``flush``, ``compact``, ``roll_up`` and ``apply_retention``; ``close()``
-    flushes.
+    scheduler calls ``flush``, ``compact``, ``roll_up`` and ``apply_retention`` (the last three
+    in ``store.metric_upkeep``); ``close()`` flushes.
     ``connect`` returns a new DuckDB cursor on the data directory's catalog database.
     """
 
@@ -153,7 +152,8 @@ class MetricStore:
         not stored twice.
         """
         self._check_accepting()
-        table = rows if rows.schema.equals(METRIC_SCHEMA) else conform_rows(rows)
+        conformed = rows if rows.schema.equals(METRIC_SCHEMA) else conform_rows(rows)
+        table = mark_plain_samples(conformed)  # the store's flag, whatever the writer sent
         answer = response if response is not None else {"accepted": table.num_rows}
         if idempotency_key is not None:
             replay = self._idempotency.claim(idempotency_key)
@@ -198,8 +198,8 @@ class MetricStore:
         if header.get("kind") != "metrics" or header["seq"] <= self._flushed_seq:
             return False
         self._next_seq = max(self._next_seq, header["seq"] + 1)
-        # WAL records written before the roll-up columns existed lack them.
-        self._add_to_memtable(header, conform_rows(from_ipc(payload)))
+        # WAL records written before the roll-up columns and the flag existed lack them.
+        self._add_to_memtable(header, mark_plain_samples(conform_rows(from_ipc(payload))))
         return True
 
     def _add_to_memtable(self, header: dict[str, Any], table: pa.Table) -> None:
@@ -207,7 +207,8 @@ class MetricStore:
         entry = (idem[0], idem[1], header["ingest_ms"]) if idem else None
         if entry is not None:
             self._idempotency.remember(*entry)
-        batch = MetricBatch(table, header["seq"], header["ingest_ms"], self._clock(), entry)
+        plain = table.num_rows == 0 or bool(pc.all(table.column("plain_samples")).as_py())
+        batch = MetricBatch(table, header["seq"], header["ingest_ms"], self._clock(), entry, plain)
         self._memtable.append(batch)
 
     # ---- reads -----------------------------------------------------------------------------
@@ -220,21 +221,31 @@ class MetricStore:
         params: Sequence[Any],
         *,
         on_cursor: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
+        all_plain: tuple[str, Sequence[Any]] | None = None,
     ) -> pa.Table:
         """Run ``sql``, which reads the relation ``metrics``, over the rows in range.
 
         The relation holds only rows with ``start_ms <= ts_ms < end_ms``, from the segments
-        that overlap the range and the memtable. ``sql`` may begin with its own ``WITH``.
-        ``on_cursor`` receives the cursor first, so another thread can ``interrupt()`` it.
+        that overlap the range and the memtable (``store.metric_sql.read_sql``). ``sql`` may
+        begin with its own ``WITH``. ``all_plain`` is another statement and its parameters,
+        giving the same answer when every row has ``plain_samples`` true: it runs instead when
+        the snapshot shows that (the check and the snapshot are one step, so no flush or put
+        can slip between them). ``on_cursor`` receives the cursor first, so another thread can
+        ``interrupt()`` it.
         """
         self._check_ready()
         with self._view_lock:
             segments = self._lake_().select(start_ms, end_ms)
-            memory = [b.table for b in self._memtable.snapshot()]
+            batches = self._memtable.snapshot()
+        memory = [b.table for b in batches]
+        plain = all(s.plain for s in segments) and all(b.plain for b in batches)
+        if all_plain is not None and plain:
+            sql, params = all_plain
         text, arguments = read_sql(
             sql,
             params,
-            segment_paths=[str(self.config.data_dir / s.path) for s in segments],
+            segment_paths=[str(self.config.data_dir / s.path) for s in segments if not s.plain],
+            plain_segment_paths=[str(self.config.data_dir / s.path) for s in segments if s.plain],
             memory=bool(memory),
             start_ms=start_ms,
             end_ms=end_ms,
@@ -350,100 +361,6 @@ class MetricStore:
         with self._view_lock:
             lake.publish(segments)
             self._memtable.drop_prefix(len(batches))
-
-    def compact(self) -> int:
-        """Merge the small segments of busy days; return how many segments were merged."""
-        lake = self._lake_()
-        merged = 0
-        with self._flush_lock:
-            for old in lake.compaction_candidates(
-                self.config.compact_min_segments, self.config.compact_small_rows
-            ):
-                tables = [
-                    conform_rows(pq.read_table(self.config.data_dir / s.path, partitioning=None))
-                    for s in old
-                ]
-                self._swap_segments(old, lake.write(tables))
-                merged += len(old)
-        lake.purge_doomed(self.config.file_grace_s)
-        return merged
-
-    def roll_up(
-        self, *, now_ms: int | None = None, hook: RollupHook | None = None
-    ) -> list[RollupTask]:
-        """Merge the days past a horizon into their coarser tier (spec §1.8); the tasks done.
-
-        Idempotent: a day is rolled up once, and a second run finds nothing to do. ``now_ms``
-        defaults to the store's clock; ``hook`` lets tests crash between the steps.
-        """
-        lake = self._lake_()
-        now = self._now_ms() if now_ms is None else now_ms
-        done = []
-        with self._flush_lock:
-            for task in plan_rollups(lake.all_segments(), now, self.config.tiers):
-                rows = rolled_rows(task, self.config.data_dir, self._connect)
-                self._swap_segments(list(task.sources), lake.write([rows]), hook)
-                done.append(task)
-        lake.purge_doomed(self.config.file_grace_s)
-        return done
-
-    def _swap_segments(
-        self, old: list[MetricSegment], new: list[MetricSegment], hook: RollupHook | None = None
-    ) -> None:
-        """Replace ``old`` by the written ``new`` in one catalog transaction, then publish.
-
-        Until the commit the catalog names only ``old``, after it only ``new``: a crash on
-        either side leaves files that no catalog row names, which ``open`` deletes.
-        """
-        lake = self._lake_()
-        try:
-            if hook is not None:
-                hook("written")
-            with self._catalog_lock:
-                conn = self._catalog_()
-                conn.begin()
-                catalog.insert_segments(conn, new)
-                if hook is not None:
-                    hook("inserted")
-                catalog.delete_segments(conn, [s.path for s in old])
-                conn.commit()
-        except BaseException:
-            self._rollback()
-            lake.delete_files(new)
-            raise
-        with self._view_lock:
-            lake.publish(new, removed=old)
-
-    def apply_retention(self, *, dry_run: bool = False, now_ms: int | None = None) -> list[int]:
-        """Drop whole days past the last horizon (spec §1.8: 455 days); return their ``day_ms``.
-
-        A day goes once every datapoint it can hold is older than ``tiers.hour_ms``, rolled up
-        or not. The metric index forgets metrics with no datapoint left.
-        """
-        lake = self._lake_()
-        now = self._now_ms() if now_ms is None else now_ms
-        horizon_ms = now - self.config.tiers.hour_ms
-        with self._flush_lock:
-            days = lake.days()
-            expired = sorted(day for day in days if day + DAY_MS <= horizon_ms)
-            if dry_run:
-                return expired
-            doomed = [s for day in expired for s in days[day]]
-            with self._catalog_lock:
-                conn = self._catalog_()
-                conn.begin()
-                try:
-                    catalog.delete_segments(conn, [s.path for s in doomed])
-                    catalog.prune_index(conn, day_floor_ms(horizon_ms))
-                    catalog.prune_idempotency_keys(conn, now - self.config.idempotency_window_ms)
-                    conn.commit()
-                except BaseException:
-                    self._rollback()
-                    raise
-            with self._view_lock:
-                lake.publish((), removed=doomed)
-        self._idempotency.prune(now - self.config.idempotency_window_ms)
-        return expired
 
     def stats(self) -> dict[str, Any]:
         commit = self._commit

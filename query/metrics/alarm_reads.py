@@ -23,6 +23,7 @@ from query.metrics.statistic import parse_statistic
 from query.metrics.statistics import CompiledStatistics, StatisticsQuery, compile_statistics
 from query.metrics.window import DEFAULT_TIERS, Tiers, Window, check_period
 from store.metric_model import UNITS, canonical_dims
+from store.metric_sql import METRIC_ROWS
 
 __all__ = [
     "AlarmBucket",
@@ -106,7 +107,7 @@ def compile_alarm_reads(
         slots.append(index)
     if not queries:
         return CompiledAlarmReads("", [], at_ms, at_ms)
-    compiled = compile_statistics(queries)
+    compiled = compile_statistics(queries, METRIC_ROWS)
     return CompiledAlarmReads(
         compiled.sql,
         compiled.params,
@@ -124,7 +125,13 @@ def statistics(
     compiled = compile_alarm_reads(requests, at_ms)
     if compiled.compiled is None:
         return [[] for _ in requests]
-    table = source.query(compiled.start_ms, compiled.end_ms, compiled.sql, compiled.params)
+    table = source.query(
+        compiled.start_ms,
+        compiled.end_ms,
+        compiled.sql,
+        compiled.params,
+        all_plain=compiled.compiled.all_plain,
+    )
     columns = [table.column(i).to_pylist() for i in range(table.num_columns)]
     return compiled.buckets(zip(*columns, strict=True), len(requests))
 

@@ -6,11 +6,12 @@ Two plans, same answers:
   once in a window function; a sample of weight ``w`` whose running total is ``upto`` holds
   the ranks ``(upto - w, upto]``, which turns every rank rule of §2.3.2 into sums over
   overlaps, one aggregate per statistic of the ``stats`` relation.
-- **Percentiles only** (``percentile_grouped``, ``percentile_select``), when every order
-  statistic of the statement is a ``pNN``: one scan and one aggregation, which gathers each
-  bucket's raw ``values`` and ``counts`` into two lists (and the samples of roll-up histograms
-  and constant statistic sets, if any, as (value, weight) pairs). When every count is 1 and
-  there are no such pairs (raw data as it usually is), the sorted values are the samples and
+- **Percentiles only** (``percentile_select``), when every order statistic of the statement
+  is a ``pNN``: one aggregation (``query.metrics.scan_sql``), which gathers each bucket's
+  samples into lists: values of count 1 from rows flagged ``plain_samples``, the other raw
+  ``values`` with their ``counts``, and the samples of roll-up histograms and constant
+  statistic sets as (value, weight) pairs. When every count is 1 and there are no such pairs
+  (raw data as it usually is), the sorted values are the samples and
   the nearest rank ``r = max(1, ceil(q * n))`` is an index into them. Otherwise the bucket
   sorts (value, weight) pairs and walks their running weight until it reaches ``r``
   (``list_reduce``): the first sample whose running total reaches the rank, as the general
@@ -20,54 +21,34 @@ Two plans, same answers:
 
 from __future__ import annotations
 
-from store.metric_sketch import constant_set_sql, opaque_sql, value_sql
+from store.metric_sketch import constant_set_sql, value_sql
 
-__all__ = ["GENERAL_CTES", "GENERAL_SELECT", "percentile_grouped", "percentile_select"]
-
-
-def _others() -> str:
-    """Rows whose samples are not in ``values``: roll-up histograms and constant sets."""
-    return f"(sketch_keys IS NOT NULL OR {constant_set_sql()})"
-
-
-def _other_pairs() -> str:
-    """The (value, weight) samples of such a row (``store.metric_sketch``)."""
-    sketch_value = f"least(greatest({value_sql('key')}, minimum), maximum)"
-    return f"""list_concat(
-               CASE WHEN sketch_keys IS NOT NULL THEN list_transform(sketch_keys,
-                   lambda key, i: {{'v': {sketch_value},
-                                    'w': coalesce(sketch_counts[i], 1.0)::DOUBLE}}) END,
-               CASE WHEN {constant_set_sql()}
-                    THEN [{{'v': minimum, 'w': sample_count::DOUBLE}}] END)"""
-
-
-def percentile_grouped() -> str:
-    """The aggregates the percentile plan adds to the ``grouped`` CTE of ``rows``.
-
-    ``values`` and ``counts`` have the same length in every row (``store.metric_model``), so
-    the flattened lists line up.
-    """
-    return f"""bool_or({opaque_sql()}) AS opaque,
-           flatten(list("values")) AS sv, flatten(list(counts)) AS sc,
-           flatten(list({_other_pairs()}) FILTER (WHERE {_others()})) AS wp"""
+__all__ = ["GENERAL_CTES", "GENERAL_SELECT", "percentile_select", "plain_percentile_select"]
 
 
 def percentile_select() -> str:
-    """The rows of the statement (see ``CompiledStatistics.datapoints``) from ``grouped``."""
+    """The rows of the statement (see ``CompiledStatistics.datapoints``) from ``grouped``.
+
+    ``grouped`` holds per bucket ``sv`` (samples of count 1), ``bv``/``bc`` (other raw values
+    and their counts) and ``wp`` (histogram and constant-set samples as (value, weight)), as
+    ``query.metrics.scan_sql`` builds them.
+    """
     rank = "greatest(1, ceil(bp * {n} / 10000))"
     unit_rank = rank.format(n="len(g.su)")
     weighed_rank = rank.format(n="g.wn")
     unit = (
         "coalesce(len(wp), 0) = 0 "
-        "AND coalesce(list_min(sc), 1) = 1 AND coalesce(list_max(sc), 1) = 1"
+        "AND coalesce(list_min(bc), 1) = 1 AND coalesce(list_max(bc), 1) = 1"
     )
     return f"""weighed AS (
     SELECT *, list_sum(list_transform(ws, lambda p: p.w)) AS wn
     FROM (
         SELECT *,
-               CASE WHEN {unit} THEN list_sort(sv) END AS su,
+               CASE WHEN {unit} THEN list_sort(CASE WHEN coalesce(len(bv), 0) = 0 THEN sv
+                                                    ELSE list_concat(sv, bv) END) END AS su,
                CASE WHEN NOT ({unit}) THEN list_sort(list_concat(
-                   list_transform(sv, lambda x, i: {{'v': x, 'w': coalesce(sc[i], 1.0)::DOUBLE}}),
+                   list_transform(sv, lambda x: {{'v': x, 'w': 1.0::DOUBLE}}),
+                   list_transform(bv, lambda x, i: {{'v': x, 'w': coalesce(bc[i], 1.0)::DOUBLE}}),
                    wp)) END AS ws
         FROM grouped
     )
@@ -82,6 +63,17 @@ SELECT s.series_id, s.start_ms + g.k * s.period_ms AS bucket_ms,
                                    ELSE {{'v': x.v, 'w': acc.w + x.w}} END).v)
        END END AS order_values
 FROM weighed AS g
+JOIN series AS s USING (window_id, namespace, metric_name, dims)
+ORDER BY s.series_id, bucket_ms"""
+
+
+def plain_percentile_select() -> str:
+    """``percentile_select`` when every sample has count 1: ``grouped.sv`` is all of them."""
+    return """SELECT s.series_id, s.start_ms + g.k * s.period_ms AS bucket_ms,
+       g.unit, g.n, g.total, g.low, g.high,
+       list_transform(s.bps, lambda bp: g.su[greatest(1, ceil(bp * len(g.su) / 10000))::BIGINT])
+           AS order_values
+FROM (SELECT *, list_sort(sv) AS su FROM grouped) AS g
 JOIN series AS s USING (window_id, namespace, metric_name, dims)
 ORDER BY s.series_id, bucket_ms"""
 

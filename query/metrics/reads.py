@@ -20,7 +20,12 @@ from pydantic import BaseModel, ConfigDict
 from core.metric_errors import InvalidParameterValue
 from core.timeparse import parse_range_time
 from query.metrics.statistic import Simple, Statistic, parse_statistics_request
-from query.metrics.statistics import Datapoint, StatisticsQuery, compile_statistics
+from query.metrics.statistics import (
+    CompiledStatistics,
+    Datapoint,
+    StatisticsQuery,
+    compile_statistics,
+)
 from query.metrics.window import MAX_STATISTICS_DATAPOINTS, plan_window
 from store.metric_model import (
     UNITS,
@@ -31,7 +36,7 @@ from store.metric_model import (
     namespace_problem,
     parse_dimensions,
 )
-from store.metric_sql import ListedMetric
+from store.metric_sql import METRIC_ROWS, ListedMetric
 
 __all__ = [
     "MAX_DIMENSION_FILTERS",
@@ -41,6 +46,7 @@ __all__ = [
     "MetricStatisticsBody",
     "check_metric",
     "check_unit",
+    "datapoints_json",
     "decode_token",
     "encode_token",
     "get_metric_statistics",
@@ -67,7 +73,15 @@ class InvalidNextToken(InvalidParameterValue):
 
 
 class MetricSource(Protocol):
-    def query(self, start_ms: int, end_ms: int, sql: str, params: Sequence[Any]) -> pa.Table: ...
+    def query(
+        self,
+        start_ms: int,
+        end_ms: int,
+        sql: str,
+        params: Sequence[Any],
+        *,
+        all_plain: tuple[str, Sequence[Any]] | None = None,
+    ) -> pa.Table: ...
 
 
 class ListingSource(Protocol):
@@ -87,13 +101,10 @@ def run_statistics(
     source: MetricSource, queries: Sequence[StatisticsQuery]
 ) -> list[list[Datapoint]]:
     """One statement for every query (``compile_statistics``); datapoints per query."""
-    readable = [q for q in queries if q.window.readable_from_ms < q.window.end_ms]
-    if not readable:
+    ran = _run(source, queries)
+    if ran is None:
         return [[] for _ in queries]
-    compiled = compile_statistics(queries)
-    start_ms = min(q.window.readable_from_ms for q in readable)
-    end_ms = max(q.window.end_ms for q in readable)
-    table = source.query(start_ms, end_ms, compiled.sql, compiled.params)
+    compiled, table = ran
     columns = [table.column(i).to_pylist() for i in range(table.num_columns)]
     return compiled.datapoints(zip(*columns, strict=True))
 
@@ -104,14 +115,27 @@ def run_series(
     """(timestamps, values) of each query's first statistic, as ``datapoints_to_series``
     would give them, straight from the Arrow columns (GetMetricData asks for one statistic per
     query, and 100 queries over a day bring some 30,000 buckets)."""
+    ran = _run(source, queries)
+    if ran is None:
+        return [((), ()) for _ in queries]
+    compiled, table = ran
+    return compiled.first_statistic_series(table)
+
+
+def _run(
+    source: MetricSource, queries: Sequence[StatisticsQuery]
+) -> tuple[CompiledStatistics, pa.Table] | None:
+    """The statement of ``queries`` and its rows; None when no window is readable."""
     readable = [q for q in queries if q.window.readable_from_ms < q.window.end_ms]
     if not readable:
-        return [((), ()) for _ in queries]
-    compiled = compile_statistics(queries)
+        return None
+    compiled = compile_statistics(queries, METRIC_ROWS)
     start_ms = min(q.window.readable_from_ms for q in readable)
     end_ms = max(q.window.end_ms for q in readable)
-    table = source.query(start_ms, end_ms, compiled.sql, compiled.params)
-    return compiled.first_statistic_series(table)
+    table = source.query(
+        start_ms, end_ms, compiled.sql, compiled.params, all_plain=compiled.all_plain
+    )
+    return compiled, table
 
 
 def check_metric(namespace: str, metric_name: str, dimensions: object) -> str:
@@ -173,27 +197,59 @@ def get_metric_statistics(
     query = StatisticsQuery(
         body.namespace, body.metric_name, dims, window, statistics, check_unit(body.unit)
     )
-    (points,) = run_statistics(source, [query])
+    ran = _run(source, [query])
     return {
         "label": body.metric_name,
-        "datapoints": [_datapoint_json(p, statistics) for p in points],
+        "datapoints": [] if ran is None else datapoints_json(ran[1], statistics),
     }
 
 
-def _datapoint_json(point: Datapoint, statistics: Sequence[Statistic]) -> dict[str, Any]:
-    """Requested simple statistics as fields, extended ones in a map (None: not computable)."""
-    out: dict[str, Any] = {"timestamp": point.timestamp_ms}
-    extended: dict[str, float | None] = {}
-    for statistic in statistics:
-        value = point.values.get(statistic.text)
-        if isinstance(statistic, Simple):
-            out[SNAKE[statistic.text]] = value
-        else:
-            extended[statistic.text] = value
-    if extended:
-        out["extended_statistics"] = extended
-    out["unit"] = point.unit
+def datapoints_json(table: pa.Table, statistics: Sequence[Statistic]) -> list[dict[str, Any]]:
+    """GetMetricStatistics datapoints from the rows of a one-query statement: the requested
+    simple statistics as fields, the extended ones in a map (None: not computable), the unit.
+
+    What ``CompiledStatistics.datapoints`` gives, turned into JSON, without a ``Datapoint``
+    and two dicts per bucket on the way (a day at 60 s is 1,440 of them).
+    """
+    if table.num_rows == 0:
+        return []
+    _, buckets, units, counts, totals, lows, highs, *rest = (
+        table.column(i).to_pylist() for i in range(table.num_columns)
+    )
+    ordered = rest[0] if rest else [None] * len(buckets)
+    simple = [(SNAKE[s.text], s.text) for s in statistics if isinstance(s, Simple)]
+    extended = [s.text for s in statistics if not isinstance(s, Simple)]
+    out: list[dict[str, Any]] = []
+    for bucket, unit, n, total, low, high, values in zip(
+        buckets, units, counts, totals, lows, highs, ordered, strict=True
+    ):
+        point: dict[str, Any] = {"timestamp": int(bucket)}
+        for key, text in simple:
+            point[key] = _simple_value(text, n, total, low, high)
+        if extended:
+            found = iter(values or ())
+            point["extended_statistics"] = {t: _float(next(found, None)) for t in extended}
+        point["unit"] = str(unit)
+        out.append(point)
     return out
+
+
+def _simple_value(text: str, n: float, total: float, low: float, high: float) -> float:
+    match text:
+        case "SampleCount":
+            return float(n)
+        case "Sum":
+            return float(total)
+        case "Average":
+            return float(total / n)
+        case "Minimum":
+            return float(low)
+        case _:  # Maximum
+            return float(high)
+
+
+def _float(value: float | None) -> float | None:
+    return None if value is None else float(value)
 
 
 # ---- ListMetrics ----------------------------------------------------------------------------

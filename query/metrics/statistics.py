@@ -3,9 +3,11 @@
 ``compile_statistics`` turns any number of reads (a metric, a window, some statistics) into one
 SQL statement over the relation ``metrics`` (columns of DESIGN.md, Contracts), so that
 GetMetricStatistics, all the MetricStat queries of a GetMetricData and a whole alarm tick each
-cost one statement. Reads that share a window share one scan, filtered on the metrics they name
-and grouped per metric and bucket; the small ``series`` relation (one list parameter per
-column) then maps the groups to the reads. SampleCount, Sum, Average, Minimum and Maximum come
+cost one statement. Reads that share a window share one scan (two for percentiles: rows flagged
+``plain_samples`` apart from the others), filtered on the metrics they name, reading only the
+columns the statistics need (``query.metrics.scan_sql``), and grouped per metric and bucket;
+the small ``series`` relation (one list parameter per column) then maps the groups to the
+reads. SampleCount, Sum, Average, Minimum and Maximum come
 from the exact per-row aggregates; only order statistics read the ``values``/``counts`` lists.
 
 How order statistics are computed: every raw row contributes its ``values`` weighted by its
@@ -20,8 +22,10 @@ it; TM, WM and TS see each sample within 1 %, which bounds them within 1 % when 
 share a sign (a sum of mixed signs may cancel); TC and PR with value bounds may count a sample
 within 1 % of a bound on the wrong side of it. Reads of recent data (raw rows) stay exact.
 
-How the order statistics are computed in SQL (one scan when every one is a percentile, the
-general plan otherwise) is ``query.metrics.order_sql``'s business. No I/O here.
+How the order statistics are computed in SQL (the percentile plan when every one is a
+percentile, the general plan otherwise) is ``query.metrics.order_sql``'s business. A statement
+with the percentile plan comes with an all-plain variant (``CompiledStatistics.all_plain``), which
+the store runs instead when every row it reads is plain. No I/O here.
 """
 
 from __future__ import annotations
@@ -35,19 +39,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from core.metric_errors import InvalidParameterValue
+from query.metrics import scan_sql
 from query.metrics.arrow_values import first_values
 from query.metrics.order_sql import (
     GENERAL_CTES,
     GENERAL_SELECT,
-    percentile_grouped,
     percentile_select,
+    plain_percentile_select,
 )
+from query.metrics.scan_sql import BUCKETS, SELECT_SIMPLE, Needs, Plan, Scope
 from query.metrics.series import Series
 from query.metrics.sql import Sql, join, param, sql
 from query.metrics.statistic import Percentile, Simple, Statistic, Trimmed
 from query.metrics.window import Window
 from store.metric_model import UNITS
-from store.metric_sketch import opaque_sql
+from store.metric_sql import METRIC_OTHER_ROWS, METRIC_ROWS
 
 __all__ = [
     "CompiledStatistics",
@@ -91,22 +97,20 @@ class CompiledStatistics:
     sql: str
     params: list[Any]
     queries: tuple[StatisticsQuery, ...]
+    # The same rows when every row read has plain_samples true (``MetricStore.query``).
+    all_plain: tuple[str, list[Any]] | None = None
 
     def datapoints(self, rows: Iterable[Sequence[Any]]) -> list[list[Datapoint]]:
         """Ascending datapoints, one list per query, from the rows of ``sql``.
 
         A row is (query index, bucket start, unit, SampleCount, Sum, Minimum, Maximum) and,
-        when order statistics were asked for, the list of their values in request order.
+        when order statistics were asked for, the list of their values in request order. Sum,
+        Minimum and Maximum are NULL when no query of the statement asked for them.
         """
         result: list[list[Datapoint]] = [[] for _ in self.queries]
         for query_index, bucket_ms, unit, n, total, low, high, *rest in rows:
-            simple = {
-                "SampleCount": n,
-                "Sum": total,
-                "Average": total / n,
-                "Minimum": low,
-                "Maximum": high,
-            }
+            simple = {"SampleCount": n, "Sum": total, "Minimum": low, "Maximum": high}
+            simple["Average"] = None if total is None else total / n
             ordered = iter(rest[0] if rest and rest[0] is not None else ())
             values: dict[str, float | None] = {}
             for statistic in self.queries[query_index].statistics:
@@ -189,7 +193,10 @@ def datapoints_to_series(
 def compile_statistics(
     queries: Sequence[StatisticsQuery], relation: str = "metrics", *, fast: bool = True
 ) -> CompiledStatistics:
-    """One statement for every query; ``relation`` names the metric table.
+    """One statement for every query; ``relation`` names the metric table, or is the
+    metric store's from-item ``METRIC_ROWS`` (what reads of the store pass, see
+    ``store.metric_sql``: each scan of a one-window statement then pushes its own filters and
+    columns into the files, while a statement of several windows reads the store's ``metrics``).
 
     When every order statistic asked for is a percentile, the statement takes the one-scan
     plan of ``query.metrics.order_sql`` (same answers); ``fast=False`` forces the general plan,
@@ -197,7 +204,7 @@ def compile_statistics(
     """
     if not queries:
         raise ValueError("compile_statistics needs at least one query")
-    if not relation.isidentifier():
+    if relation != METRIC_ROWS and not relation.isidentifier():
         raise ValueError(f"not a plain relation name: {relation!r}")
     for query in queries:
         if query.unit is not None and query.unit not in UNITS:
@@ -211,27 +218,78 @@ def compile_statistics(
         key = (q.window.start_ms, q.window.readable_from_ms, q.window.end_ms, q.window.period_ms)
         windows.setdefault(key + (q.unit, q.window.high_resolution_only), []).append(index)
     window_of = {i: w for w, members in enumerate(windows.values()) for i in members}
-    # Only order statistics read the value lists: scanning them costs more than the rest.
-    order = [s for q in queries for s in q.statistics if not isinstance(s, Simple)]
-    percentiles = fast and bool(order) and all(isinstance(s, Percentile) for s in order)
-    scans = [
-        _scan(w, [queries[i] for i in members], relation, bool(order))
-        for w, members in enumerate(windows.values())
+    source = other_source = f'"{relation}"'
+    if relation == METRIC_ROWS and len(windows) == 1:
+        source, other_source = METRIC_ROWS, METRIC_OTHER_ROWS
+    elif relation == METRIC_ROWS:
+        # Several windows (an alarm tick) read overlapping rows: the store's CTE ``metrics``,
+        # which DuckDB materializes once, costs less than reading the files once per window.
+        source = other_source = '"metrics"'
+    statistics = [s for q in queries for s in q.statistics]
+    plan = _plan(statistics, fast=fast)
+    needs = Needs.of(statistics, plan)
+    scopes = [
+        _scope(w, [queries[i] for i in members]) for w, members in enumerate(windows.values())
     ]
-    ctes = [
-        _series_values(queries, window_of, percentiles),
-        sql("rows AS (\n{}\n)", join("\nUNION ALL\n", scans)),
-        Sql(_grouped(percentile_grouped() if percentiles else None, bool(order))),
-    ]
-    if percentiles:
+    series = _series_values(queries, window_of, plan in _PERCENTILES)
+    if plan is Plan.GENERAL:
+        series = join(",\n", [series, _stats_values(queries)])
+    statement = _statement(plan, needs, series, scopes, (source, other_source))
+    all_plain = None
+    if plan is Plan.PERCENTILE:
+        plain = _statement(Plan.PLAIN_PERCENTILE, needs, series, scopes, (source, other_source))
+        all_plain = (plain.text, list(plain.params))
+    return CompiledStatistics(statement.text, list(statement.params), tuple(queries), all_plain)
+
+
+_PERCENTILES = (Plan.PERCENTILE, Plan.PLAIN_PERCENTILE)
+
+
+def _statement(
+    plan: Plan, needs: Needs, series: Sql, scopes: Sequence[Scope], sources: tuple[str, str]
+) -> Sql:
+    """``series`` holds the statement's parameter relations (``series``, and ``stats`` for
+    the general plan); ``sources`` the from-items of the scans and of the other-row scans."""
+    ctes = [series, _union("rows", [scan_sql.scan(s, sources[0], plan, needs) for s in scopes])]
+    if plan is Plan.PERCENTILE:
+        others = [scan_sql.other_scan(scope, sources[1], needs) for scope in scopes]
+        ctes.append(_union("other_rows", others))
+    ctes.append(Sql(scan_sql.grouped(plan, needs)))
+    if plan is Plan.PERCENTILE:
         body = ",\n" + percentile_select()  # its own last CTE, then the SELECT
+    elif plan is Plan.PLAIN_PERCENTILE:
+        body = "\n" + plain_percentile_select()
     else:
-        ctes.append(Sql(_BUCKETS))
-        if order:
-            ctes += [_stats_values(queries), Sql(GENERAL_CTES)]
-        body = "\n" + (GENERAL_SELECT if order else _SELECT_SIMPLE)
-    statement = sql("WITH {}" + body, join(",\n", ctes))
-    return CompiledStatistics(statement.text, list(statement.params), tuple(queries))
+        ctes.append(Sql(BUCKETS))
+        if plan is Plan.GENERAL:
+            ctes.append(Sql(GENERAL_CTES))
+        body = "\n" + (GENERAL_SELECT if plan is Plan.GENERAL else SELECT_SIMPLE)
+    return sql("WITH {}" + body, join(",\n", ctes))
+
+
+def _union(name: str, scans: list[Sql]) -> Sql:
+    return sql(f"{name} AS (\n{{}}\n)", join("\nUNION ALL\n", scans))
+
+
+def _plan(statistics: Sequence[Statistic], *, fast: bool) -> Plan:
+    """Only order statistics read the value lists: scanning them costs more than the rest."""
+    order = [s for s in statistics if not isinstance(s, Simple)]
+    if not order:
+        return Plan.SIMPLE
+    if fast and all(isinstance(s, Percentile) for s in order):
+        return Plan.PERCENTILE
+    return Plan.GENERAL
+
+
+def _scope(window_id: int, queries: Sequence[StatisticsQuery]) -> Scope:
+    return Scope(
+        window_id,
+        queries[0].window,
+        queries[0].unit,
+        frozenset(q.namespace for q in queries),
+        frozenset(q.metric_name for q in queries),
+        frozenset(q.dims for q in queries),
+    )
 
 
 def _table(name: str, columns: list[tuple[str, str, list[Any]]]) -> Sql:
@@ -304,88 +362,3 @@ def _stats_values(queries: Sequence[StatisticsQuery]) -> Sql:
             ("upper", "DOUBLE", [r[3] for r in rows]),
         ],
     )
-
-
-def _one_of(column: str, values: set[str]) -> Sql:
-    """A filter the scan can push down; the join to ``series`` keeps only exact metrics."""
-    if len(values) == 1:
-        return sql(f"{column} = {{}}", param(next(iter(values))))
-    ordered = sorted(values)
-    if len(ordered) <= _IN_LIST_MAX:
-        return sql(f"{column} IN ({{}})", join(", ", [param(v) for v in ordered]))
-    # DuckDB evaluates a long IN list as a chain of ORs; one list parameter is a single
-    # function, and the range still prunes row groups by their statistics.
-    return sql(
-        f"{column} >= {{}} AND {column} <= {{}} AND list_contains({{}}, {column})",
-        param(ordered[0]),
-        param(ordered[-1]),
-        param(ordered, "VARCHAR[]"),
-    )
-
-
-_IN_LIST_MAX = 8
-
-
-def _scan(window_id: int, queries: list[StatisticsQuery], relation: str, ordered: bool) -> Sql:
-    """The rows of one window, each with its bucket number ``k`` (bucket = start + k * period)."""
-    window, unit = queries[0].window, queries[0].unit
-    filters = [
-        sql("ts_ms >= {} AND ts_ms < {}", param(window.readable_from_ms), param(window.end_ms)),
-        _one_of("namespace", {q.namespace for q in queries}),
-        _one_of("metric_name", {q.metric_name for q in queries}),
-        _one_of("dims", {q.dims for q in queries}),
-    ]
-    if unit is not None:
-        filters.append(sql("unit = {}", param(unit)))
-    if window.high_resolution_only:
-        filters.append(Sql("storage_resolution = 1"))
-    tiers = window.rollup_resolutions
-    filters.append(
-        Sql(f"(rollup_s IS NULL OR rollup_s IN ({', '.join(map(str, tiers))}))")
-        if tiers
-        else Sql("rollup_s IS NULL")
-    )
-    # Raw rows have no histogram: a window without roll-up tiers need not read those columns.
-    sketches = "sketch_keys, sketch_counts" if tiers else _NO_SKETCH
-    lists = f', "values", counts, {sketches}' if ordered else ""
-    return sql(
-        f"""    SELECT {window_id} AS window_id, namespace, metric_name, dims,
-           (ts_ms - {{}}) // {{}} AS k, unit,
-           sample_count, "sum", minimum, maximum{lists}
-    FROM "{relation}"
-    WHERE {{}}""",
-        param(window.start_ms),
-        param(window.period_ms),
-        join(" AND ", filters),
-    )
-
-
-def _grouped(percentiles: str | None, ordered: bool) -> str:
-    """One aggregation per (window, metric, bucket): within a window every series has the
-    window's start and period, so (window, metric, k) is one (series, bucket). ``min = max``
-    says whether the bucket holds one unit (a second GROUP BY to merge units cost a pipeline).
-    An opaque bucket holds a statistic set of several different values (module docstring).
-    """
-    extra = percentiles or f"{f'bool_or({opaque_sql()})' if ordered else 'false'} AS opaque"
-    return f"""grouped AS (
-    SELECT window_id, namespace, metric_name, dims, k,
-           CASE WHEN min(unit) = max(unit) THEN min(unit) ELSE 'None' END AS unit,
-           sum(sample_count) AS n, sum("sum") AS total, min(minimum) AS low, max(maximum) AS high,
-           {extra}
-    FROM rows
-    GROUP BY window_id, namespace, metric_name, dims, k
-)"""
-
-
-_NO_SKETCH = "NULL::INTEGER[] AS sketch_keys, NULL::DOUBLE[] AS sketch_counts"
-
-_BUCKETS = """buckets AS (
-    SELECT s.series_id, s.start_ms + g.k * s.period_ms AS bucket_ms,
-           g.unit, g.n, g.total, g.low, g.high, g.opaque
-    FROM grouped AS g
-    JOIN series AS s USING (window_id, namespace, metric_name, dims)
-)"""
-
-_SELECT_SIMPLE = """SELECT series_id, bucket_ms, unit, n, total, low, high
-FROM buckets
-ORDER BY series_id, bucket_ms"""

@@ -28,9 +28,17 @@ class CountingSource:
         self.store = store
         self.calls = 0
 
-    def query(self, start_ms: int, end_ms: int, sql: str, params: Sequence[Any]) -> pa.Table:
+    def query(
+        self,
+        start_ms: int,
+        end_ms: int,
+        sql: str,
+        params: Sequence[Any],
+        *,
+        all_plain: tuple[str, Sequence[Any]] | None = None,
+    ) -> pa.Table:
         self.calls += 1
-        return self.store.query(start_ms, end_ms, sql, params)
+        return self.store.query(start_ms, end_ms, sql, params, all_plain=all_plain)
 
 
 @pytest.fixture

@@ -293,14 +293,25 @@ def test_retention_drops_days_past_the_last_horizon(opened: MetricStore) -> None
     assert [p.values["Sum"] for p in stats(opened, window, "Sum", name="kept")] == [2.0]
 
 
-def test_segments_without_the_rollup_columns_stay_readable(
-    opened: MetricStore, tmp_path: Path
-) -> None:
+def test_segments_without_the_rollup_columns_stay_readable(tmp_path: Path) -> None:
     start = NOW_MS - 20 * DAY_MS
-    put(opened, [datum(start + i * MIN_MS, values=[float(i)]) for i in range(10)])
+    store, catalog = open_store(tmp_path / "data")
+    put(store, [datum(start + i * MIN_MS, values=[float(i)]) for i in range(10)])
+    close(store, catalog)
+    # As a version before roll-ups wrote it: without those columns, nor the later plain flag.
     (segment,) = (tmp_path / "data" / METRICS_TABLE_DIR).rglob("*.parquet")
-    pq.write_table(pq.read_table(segment).drop_columns(list(ROLLUP_COLUMNS)), segment)
-    window = Window(start, start + 3_600_000, 3600, start)
-    assert stats(opened, window, "Sum")[0].values["Sum"] == 45.0
-    opened.roll_up(now_ms=NOW_MS)
-    assert stats(opened, window, "Sum")[0].values["Sum"] == 45.0
+    old_columns = [*ROLLUP_COLUMNS, "plain_samples"]
+    pq.write_table(pq.read_table(segment).drop_columns(old_columns), segment)
+    with duckdb.connect(str(tmp_path / "data" / "catalog.duckdb")) as db:
+        db.execute("UPDATE metric_segments SET plain = false")
+    store, catalog = open_store(tmp_path / "data")
+    try:
+        window = Window(start, start + 3_600_000, 3600, start)
+        for statistic in ("Sum", "p50"):
+            assert [p.values[statistic] for p in stats(store, window, statistic)] == [
+                45.0 if statistic == "Sum" else 4.0
+            ]
+        store.roll_up(now_ms=NOW_MS)
+        assert stats(store, window, "Sum")[0].values["Sum"] == 45.0
+    finally:
+        close(store, catalog)
