@@ -78,7 +78,13 @@ async def put_metric_data(request: Request) -> dict[str, Any]:
         batch = decode_metric_data(document, now_ms=int(time.time() * 1000))
         request.state.audit_summary = batch.audit_summary()
         batch.raise_if_empty()
-        return store.put(batch.rows, batch.response(), idempotency_key=idempotency_key)
+        return store.put(
+            batch.rows,
+            batch.response(),
+            idempotency_key=idempotency_key,
+            principal=request.state.principal.arn,
+            request_body=body,
+        )
 
     future = await asyncio.to_thread(decode_and_put)
     result: dict[str, Any] = await asyncio.wrap_future(future)

@@ -7,8 +7,10 @@ A key only means something together with who sent it and where to: the log store
 key by principal ARN, log group and stream (``ScopedKey``) and keeps a SHA-256 of the request
 body with it, so the same key sent again with another body is refused
 (``IdempotencyKeyConflict``) rather than acknowledged with nothing stored. A key without a body
-hash (the metric store's plain string keys, or a log key saved before keys were scoped) is
-matched on the key alone, as before.
+hash (a key saved before keys were scoped) is matched on the key alone, as before. The
+metric store scopes its keys by principal (``ScopedKey.for_metrics``) and persists the body
+hash in its WAL records, not in its catalog: after a flush and a restart, a reused key is
+matched on the key alone.
 """
 
 from __future__ import annotations
@@ -43,6 +45,28 @@ class ScopedKey:
     @classmethod
     def legacy(cls, key: str) -> ScopedKey:
         return cls("", "", "", key)
+
+    @classmethod
+    def for_metrics(cls, principal: str, key: str) -> ScopedKey:
+        """A PutMetricData key: scoped by the caller alone (a request names its namespace
+        in the body, which the body hash already covers)."""
+        return cls(principal, "", "", key)
+
+    def metric_identity(self) -> str:
+        """How the metric store persists a metric key (WAL header, catalog row)."""
+        return orjson.dumps([self.principal, self.key]).decode()
+
+    @classmethod
+    def from_metric_identity(cls, identity: str) -> ScopedKey:
+        """The inverse of ``metric_identity``; a plain string is a key saved before metric
+        keys were scoped, which no new request matches."""
+        if identity.startswith("["):
+            try:
+                principal, key = orjson.loads(identity)
+                return cls.for_metrics(str(principal), str(key))
+            except (orjson.JSONDecodeError, ValueError):
+                pass
+        return cls.legacy(identity)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +121,7 @@ class _Seen:
 
 
 class IdempotencyKeys:
-    """Keys are any hashable value: ``ScopedKey`` for logs, plain strings for metrics."""
+    """Keys are any hashable value; both stores use ``ScopedKey``."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -158,7 +182,9 @@ class IdempotencyKeys:
 def _check_same_body(key: Hashable, known: str | None, given: str | None) -> None:
     if known is None or given is None or known == given:
         return
-    if isinstance(key, ScopedKey):
+    if isinstance(key, ScopedKey) and not key.group:
+        where, details = "", {"idempotency_key": key.key}
+    elif isinstance(key, ScopedKey):
         where = f" to log group {key.group!r}, stream {key.stream!r}"
         details = {"idempotency_key": key.key, "group": key.group, "stream": key.stream}
     else:

@@ -37,7 +37,7 @@ import pyarrow.compute as pc
 from core.errors import StorageFull, Unavailable
 from store import metric_catalog as catalog
 from store.commit import CommitLog, PendingAppend
-from store.idempotency import IdempotencyKeys
+from store.idempotency import IdempotencyKeys, ScopedKey, body_sha256
 from store.ipc import from_ipc, to_ipc
 from store.layout import WAL_DIR, wal_generation
 from store.metric_config import MetricStoreConfig
@@ -103,7 +103,7 @@ class MetricStore(MetricUpkeep):
             self._flushed_seq = catalog.flushed_seq(self._catalog)
             since = self._now_ms() - self.config.idempotency_window_ms
             for key, response, seen_ms in catalog.load_idempotency_keys(self._catalog, since):
-                self._idempotency.remember(key, response, seen_ms)
+                self._idempotency.remember(ScopedKey.from_metric_identity(key), response, seen_ms)
         remove_orphans(self.config.data_dir, {s.path for s in segments})
         self._lake = MetricLake(self.config.data_dir, segments, fsync=self.config.fsync)
         self._next_seq = self._flushed_seq + 1
@@ -144,35 +144,44 @@ class MetricStore(MetricUpkeep):
         response: dict[str, Any] | None = None,
         *,
         idempotency_key: str | None = None,
+        principal: str = "",
+        request_body: bytes | memoryview = b"",
     ) -> Future[dict[str, Any]]:
         """Append rows of the metric table durably; the future gives ``response`` once acked.
 
-        ``response`` defaults to ``{"accepted": <rows>}``. A batch sent again with the same
-        ``idempotency_key`` within the window is acknowledged again (``"duplicate": true``) and
-        not stored twice.
+        ``response`` defaults to ``{"accepted": <rows>}``. A batch sent again by the same
+        ``principal`` with the same ``idempotency_key`` and ``request_body`` within the window
+        is acknowledged again (``"duplicate": true``) and not stored twice; the same key with
+        another body is refused (``IdempotencyKeyConflict``).
         """
         self._check_accepting()
         conformed = rows if rows.schema.equals(METRIC_SCHEMA) else conform_rows(rows)
         table = mark_plain_samples(conformed)  # the store's flag, whatever the writer sent
         answer = response if response is not None else {"accepted": table.num_rows}
-        if idempotency_key is not None:
-            replay = self._idempotency.claim(idempotency_key)
-            if replay is not None:
-                return replay
+        if not idempotency_key:  # no header, or an empty one
+            return self._submit(table, answer, None, None)
+        scoped = ScopedKey.for_metrics(principal, idempotency_key)
+        digest = body_sha256(request_body)
+        replay = self._idempotency.claim(scoped, digest)
+        if replay is not None:
+            return replay
         try:
-            future = self._submit(table, answer, idempotency_key)
+            future = self._submit(table, answer, scoped, digest)
         except BaseException as exc:
-            if idempotency_key is not None:
-                self._idempotency.release(idempotency_key, exc)
+            self._idempotency.release(scoped, exc)
             raise
-        if idempotency_key is not None:
-            future.add_done_callback(lambda f: self._idempotency.settle(idempotency_key, f))
+        future.add_done_callback(lambda f: self._idempotency.settle(scoped, f))
         return future
 
     def _submit(
-        self, table: pa.Table, response: dict[str, Any], idempotency_key: str | None
+        self,
+        table: pa.Table,
+        response: dict[str, Any],
+        scoped: ScopedKey | None,
+        digest: str | None,
     ) -> Future[dict[str, Any]]:
-        idem = [idempotency_key, orjson.dumps(response).decode()] if idempotency_key else None
+        answer = orjson.dumps(response).decode()
+        idem = [scoped.metric_identity(), answer, digest] if scoped is not None else None
 
         def prepare() -> dict[str, Any]:
             seq, self._next_seq = self._next_seq, self._next_seq + 1
@@ -205,8 +214,10 @@ class MetricStore(MetricUpkeep):
     def _add_to_memtable(self, header: dict[str, Any], table: pa.Table) -> None:
         idem = header.get("idempotency")
         entry = (idem[0], idem[1], header["ingest_ms"]) if idem else None
-        if entry is not None:
-            self._idempotency.remember(*entry)
+        if idem:
+            digest = idem[2] if len(idem) > 2 else None  # records before bodies were hashed
+            scoped = ScopedKey.from_metric_identity(idem[0])
+            self._idempotency.remember(scoped, idem[1], header["ingest_ms"], digest)
         plain = table.num_rows == 0 or bool(pc.all(table.column("plain_samples")).as_py())
         batch = MetricBatch(table, header["seq"], header["ingest_ms"], self._clock(), entry, plain)
         self._memtable.append(batch)

@@ -4,6 +4,7 @@ sent again with another body is a 409, never a silent "duplicate" that stores no
 from __future__ import annotations
 
 import gzip
+import time
 
 import httpx
 
@@ -91,3 +92,62 @@ def test_same_key_from_another_principal_is_its_own_key(
         assert ingest(bob, b'{"from":"bob"}\n', "k4").json()["duplicate"] is True
     assert ingest(client, b'{"from":"root"}\n', "k4").json()["duplicate"] is True
     assert messages(client) == ['{"from":"bob"}', '{"from":"root"}']
+
+
+# -- PutMetricData ---------------------------------------------------------------------------
+
+
+# One timestamp for every call, so that the same value is the same body.
+METRIC_STAMP_MS = int(time.time() // 60 * 60_000)
+
+
+def put_metric(client: httpx.Client, value: float, key: str) -> httpx.Response:
+    document = {
+        "namespace": "Idem/Test",
+        "metric_data": [{"metric_name": "Jobs", "value": value, "timestamp": METRIC_STAMP_MS}],
+    }
+    return client.post("/api/v1/metrics/data", json=document, headers={"Idempotency-Key": key})
+
+
+def metric_sum(client: httpx.Client) -> tuple[float, float]:
+    """(SampleCount, Sum) of everything stored for Idem/Test Jobs in the last hour."""
+    response = client.post(
+        "/api/v1/metrics/statistics",
+        json={
+            "namespace": "Idem/Test",
+            "metric_name": "Jobs",
+            "start": "-3h",
+            "end": "now",
+            "period": 3600,
+            "statistics": ["SampleCount", "Sum"],
+        },
+    )
+    assert response.status_code == 200, response.text
+    points = response.json()["datapoints"]
+    return (
+        sum(p["sample_count"] for p in points),
+        sum(p["sum"] for p in points),
+    )
+
+
+def test_metric_keys_belong_to_their_caller_and_their_body(
+    server: RunningServer, client: httpx.Client
+) -> None:
+    assert put_metric(client, 1.0, "m1").status_code == 200
+    assert put_metric(client, 1.0, "m1").json()["duplicate"] is True
+    conflict = put_metric(client, 5.0, "m1")
+    assert conflict.status_code == 409, conflict.text
+    error = conflict.json()["error"]
+    assert error["code"] == "IdempotentParameterMismatchException"
+    assert error["details"] == {"idempotency_key": "m1"}
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "cloudwatch:*", "Resource": "*"}],
+    }
+    with other_caller(server, client) as bob:
+        assert client.put("/api/v1/iam/policies/metrics-all", json=policy).status_code == 201
+        client.put("/api/v1/iam/users/bob/policies/metrics-all").raise_for_status()
+        response = put_metric(bob, 2.0, "m1")  # Bob's m1 is not root's m1
+        assert response.status_code == 200, response.text
+        assert "duplicate" not in response.json()
+    assert metric_sum(client) == (2, 3.0)

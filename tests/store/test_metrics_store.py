@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from core.errors import StorageFull
+from core.errors import IdempotencyKeyConflict, StorageFull
 from store.config import StoreConfig
 from store.engine import Store
 from store.layout import WAL_DIR
@@ -338,6 +338,23 @@ def test_idempotency_key_stores_a_batch_once_across_flush_and_reopen(data: Path)
     store, catalog = open_store(data)
     assert put(store, rows(), idempotency_key="k1")["duplicate"] is True
     assert len(read(store)) == 3
+    close(store, catalog)
+
+
+def test_idempotency_keys_keep_their_caller_through_the_wal_and_the_catalog(data: Path) -> None:
+    store, catalog = open_store(data)
+    put(store, rows(), idempotency_key="k", principal="arn:a", request_body=b"one")
+    crash(store, catalog)  # unflushed: the key comes back from the WAL, body hash included
+    store, catalog = open_store(data)
+    with pytest.raises(IdempotencyKeyConflict):
+        put(store, rows(), idempotency_key="k", principal="arn:a", request_body=b"two")
+    assert "duplicate" not in put(store, rows(), idempotency_key="k", principal="arn:b")
+    close(store, catalog)  # flushed: now from the catalog, which keeps no body hash
+    store, catalog = open_store(data)
+    again = put(store, rows(), idempotency_key="k", principal="arn:a", request_body=b"one")
+    assert again["duplicate"] is True
+    assert put(store, rows(), idempotency_key="k", principal="arn:b")["duplicate"] is True
+    assert len(read(store)) == 6
     close(store, catalog)
 
 
