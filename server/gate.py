@@ -16,16 +16,14 @@ import ipaddress
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs
 
 import anyio
 import anyio.to_thread
-import orjson
-from starlette.routing import BaseRoute, Match, Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from audit.digests import Digester
 from audit.floods import AuthFailureLimiter
@@ -33,33 +31,25 @@ from audit.levels import CallFacts, Level, level_for
 from audit.record import Account, ApiCall, Identity, api_call_record, event_source
 from audit.trail import AuditTrail, AuditUnavailable
 from core.errors import AccessDenied, Unauthenticated, Unavailable, WatchkeepError
-from core.operations import Operation, RequestTarget, operation_of
+from core.operations import Operation
 from iam.decide import decide, denial_message
 from iam.directory import Directory, Principal
 from iam.keystore import KeyRing
 from iam.matching import RequestContext
 from server.errors import internal_failure_response, watchkeep_error_response
+from server.gate_target import (
+    api_routes,
+    headers_of,
+    request_parameters,
+    resolve_operation,
+    source_from_path,
+)
+from server.gate_target import check_registry as check_registry  # re-exported for server.app
+from server.held import BodyCapture, HeldResponse, with_body
 
 log = logging.getLogger(__name__)
 
 EXEMPT_PATHS = frozenset({"/healthz", "/readyz"})
-# Bodies up to this size are kept for requestParameters; larger ones are summarized by size.
-MAX_CAPTURED_BODY = 128 * 1024
-REQUEST_ID_HEADER = b"x-amzn-requestid"
-
-
-def api_routes(routes: Sequence[BaseRoute]) -> list[Route]:
-    return [r for r in routes if isinstance(r, Route) and r.path.startswith("/api/")]
-
-
-def check_registry(routes: Sequence[BaseRoute]) -> None:
-    """Refuse to start when an API route has no operation: it could not be authorized."""
-    api = api_routes(routes)
-    if not api:
-        raise RuntimeError("no API routes found to authorize: the route registry is miswired")
-    missing = [r.path for r in api if operation_of(r.endpoint) is None]
-    if missing:
-        raise RuntimeError(f"API routes without an operation in the registry: {missing}")
 
 
 class Services:
@@ -136,7 +126,7 @@ class Gate:
     # ---- before the handler --------------------------------------------------------------
 
     def _start(self, scope: Scope) -> ApiCall:
-        headers = _headers(scope)
+        headers = headers_of(scope)
         return ApiCall(
             request_id=str(uuid.uuid4()),
             received_at=datetime.now(UTC),
@@ -149,7 +139,7 @@ class Gate:
 
     async def _admit(self, scope: Scope, call: ApiCall, body: BodyCapture) -> Operation | None:
         """Authenticate and authorize; raise the error the caller gets, or return the op."""
-        found = self._resolve(scope)
+        found = resolve_operation(self._routes, self._account, scope)
         op = None
         if found is not None:
             op, target = found
@@ -159,16 +149,16 @@ class Gate:
             call.read_only = op.read_only
             call.management = op.management
             call.resources = op.resources(target)
-            call.request_parameters = _parameters(target)
+            call.request_parameters = request_parameters(target)
             call.request_sensitive = op.request_sensitive
             call.response_sensitive = op.response_sensitive
             if op.payload_is_data:
                 body.limit = 0
         else:
-            call.event_source = _source_from_path(scope["path"])
+            call.event_source = source_from_path(scope["path"])
         if not self._services.ready:
             raise Unavailable("watchkeep is starting (replaying its WAL); retry soon")
-        header = _headers(scope).get("authorization")
+        header = headers_of(scope).get("authorization")
         try:
             keyring = self._services.keyring
             # A key seen before costs no I/O: checking it here saves a thread hop per request.
@@ -223,28 +213,6 @@ class Gate:
         state["authorize"] = authorize
         return op
 
-    def _resolve(self, scope: Scope) -> tuple[Operation, RequestTarget] | None:
-        for route in self._routes:
-            match, child = route.matches(scope)
-            if match is not Match.FULL:
-                continue
-            op = operation_of(route.endpoint)
-            if op is None:  # check_registry makes this unreachable; deny all the same
-                return None
-            query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-            target = RequestTarget(
-                path_params=child.get("path_params", {}),
-                query={k: v[-1] for k, v in query.items()},
-                query_lists=query,
-                region=self._account.region,
-                account_id=self._account.account_id,
-                has_body=op.choose is not None and _declares_body(scope),
-            )
-            if op.choose is not None:
-                op = op.choose(target, scope["app"].state)
-            return op, target
-        return None
-
     def _source_ip(self, scope: Scope, headers: dict[str, str]) -> str:
         client = scope.get("client")
         peer = client[0] if client else "unknown"
@@ -287,7 +255,7 @@ class Gate:
         if call.error_code is None and out.status >= 400:
             call.error_code, call.error_message = out.error()
         if call.request_parameters is not None or body.data:
-            call.request_parameters = _with_body(call.request_parameters, body)
+            call.request_parameters = with_body(call.request_parameters, body)
         if out.status < 400 and not call.read_only:
             call.response_elements = out.json()
         call.summary = scope.get("state", {}).get("audit_summary")
@@ -311,159 +279,6 @@ class Gate:
             out.replace(watchkeep_error_response(exc))
 
 
-class HeldResponse:
-    """Holds a response back until its audit record is durable.
-
-    A response that streams (``more_body``) is recorded when its first chunk arrives and then
-    passed through, as the spec allows for tails and long polls.
-    """
-
-    def __init__(self, send: Send, request_id: str) -> None:
-        self._send = send
-        self._request_id = request_id.encode()
-        self._start: Message | None = None
-        self._chunks: list[bytes] = []
-        self.streaming = False
-        self._replaced = False
-        self._replacement: Any = None
-
-    def holding(self, on_stream_start: Callable[[], Awaitable[None]]) -> Send:
-        """The ``send`` to give the app: it holds the response, or records and streams it."""
-
-        async def send(message: Message) -> None:
-            if self._replaced:
-                return
-            if message["type"] == "http.response.start":
-                message = dict(message)
-                message["headers"] = [
-                    *message.get("headers", []),
-                    (REQUEST_ID_HEADER, self._request_id),
-                ]
-                self._start = message
-                return
-            if message["type"] != "http.response.body":
-                await self._send(message)
-                return
-            if self.streaming:
-                await self._send(message)
-                return
-            self._chunks.append(message.get("body", b""))
-            if message.get("more_body", False):
-                with anyio.CancelScope(shield=True):
-                    await on_stream_start()
-                self.streaming = True
-                await self.release(more_body=True)
-
-        return send
-
-    @property
-    def status(self) -> int:
-        if self._replaced:
-            return int(self._replacement.status_code)
-        return int(self._start["status"]) if self._start else 500
-
-    def replace(self, response: Any) -> None:
-        """Answer with ``response`` instead of whatever the handler produced."""
-        if self.streaming:
-            return  # the status line is gone already
-        self._start = None
-        self._chunks = []
-        self._replaced = True
-        self._replacement = response
-
-    def json(self) -> Any:
-        data = b"".join(self._chunks)
-        if not data or len(data) > MAX_CAPTURED_BODY:
-            return None
-        try:
-            return orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return None
-
-    def error(self) -> tuple[str, str]:
-        body = self.json()
-        if isinstance(body, dict) and isinstance(body.get("error"), dict):
-            error = body["error"]
-            return str(error.get("code", "InternalFailure")), str(error.get("message", ""))
-        return ("InternalFailure" if self.status >= 500 else "InvalidParameterException"), ""
-
-    async def release(self, *, more_body: bool = False) -> None:
-        if self._replaced:
-            await self._send_replacement()
-            return
-        if self._start is None:
-            return
-        await self._send(self._start)
-        await self._send(
-            {"type": "http.response.body", "body": b"".join(self._chunks), "more_body": more_body}
-        )
-        self._chunks = []
-
-    async def _send_replacement(self) -> None:
-        response = self._replacement
-        headers = [(k, v) for k, v in response.raw_headers] + [
-            (REQUEST_ID_HEADER, self._request_id)
-        ]
-        await self._send(
-            {"type": "http.response.start", "status": response.status_code, "headers": headers}
-        )
-        await self._send({"type": "http.response.body", "body": response.body})
-
-
-class BodyCapture:
-    """Passes the request body through, keeping a copy (up to a limit) for the record."""
-
-    def __init__(self, receive: Receive, limit: int = MAX_CAPTURED_BODY) -> None:
-        self._receive = receive
-        self.limit = limit
-        self.data = b""
-        self.size = 0
-
-    async def receive(self) -> Message:
-        message = await self._receive()
-        if message["type"] == "http.request" and self.limit:
-            chunk = message.get("body", b"")
-            self.size += len(chunk)
-            if self.size <= self.limit:
-                self.data += chunk
-        return message
-
-    async def drain(self) -> None:
-        """Read the body that a refused request never let the handler read (for the record)."""
-        while True:
-            message = await self.receive()
-            if message["type"] != "http.request" or not message.get("more_body", False):
-                return
-            if self.size > self.limit:
-                return
-
-
-def _with_body(parameters: dict[str, Any] | None, body: BodyCapture) -> Any:
-    parameters = dict(parameters or {})
-    if body.size > body.limit:
-        parameters["body"] = {"omitted": True, "reason": "size", "originalBytes": body.size}
-        return parameters
-    if not body.data:
-        return parameters or None
-    try:
-        decoded = orjson.loads(body.data)
-    except orjson.JSONDecodeError:
-        parameters["body"] = {"omitted": True, "reason": "not JSON", "originalBytes": body.size}
-        return parameters
-    if isinstance(decoded, dict):
-        return {**parameters, **decoded}
-    parameters["body"] = decoded
-    return parameters
-
-
-def _parameters(target: RequestTarget) -> dict[str, Any] | None:
-    parameters: dict[str, Any] = {}
-    for name, values in target.query_lists.items():
-        parameters[name] = values[-1] if len(values) == 1 else list(values)
-    parameters.update({k: str(v) for k, v in target.path_params.items()})
-    return parameters or None
-
-
 def _identity(principal: Principal, account_id: str) -> Identity:
     if principal.is_root:
         return Identity(
@@ -481,31 +296,6 @@ def _identity(principal: Principal, account_id: str) -> Identity:
         access_key_id=principal.access_key_id,
         user_name=principal.user_name,
     )
-
-
-_PATH_SERVICES = {
-    "logs": "logs",
-    "queries": "logs",
-    "metrics": "cloudwatch",
-    "alarms": "cloudwatch",
-    "audit": "cloudtrail",
-    "iam": "iam",
-}
-
-
-def _source_from_path(path: str) -> str:
-    parts = path.strip("/").split("/")
-    service = parts[2] if len(parts) > 2 and parts[0] == "api" else ""
-    return event_source(_PATH_SERVICES.get(service, "api"))
-
-
-def _declares_body(scope: Scope) -> bool:
-    headers = _headers(scope)
-    return headers.get("content-length", "0") not in ("", "0") or "transfer-encoding" in headers
-
-
-def _headers(scope: Scope) -> dict[str, str]:
-    return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
 
 
 def _unavailable_response() -> Any:
