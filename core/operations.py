@@ -76,4 +76,9 @@ def operation_of(handler: Callable[..., Any]) -> Operation | None:
 
 
 def log_group_arn(target: RequestTarget, group: str) -> str:
-    return f"arn:watchkeep:logs:{target.region}:{target.account_id}:log-group:{group}"
+    return group_arn(target.region, target.account_id, group)
+
+
+def group_arn(region: str, account_id: str, group: str) -> str:
+    """A log group's ARN, for callers that have no request target (scheduled jobs)."""
+    return f"arn:watchkeep:logs:{region}:{account_id}:log-group:{group}"

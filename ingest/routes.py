@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from core.errors import BadRequest, Conflict, IngestValidationError, WatchkeepError
 from core.names import validate_group_name, validate_stream_name
-from core.operations import Operation, RequestTarget, log_group_arn, operation
+from core.operations import Operation, RequestTarget, group_arn, log_group_arn, operation
 from core.timeparse import MAX_EPOCH_MS, MIN_EPOCH_MS, parse_range_time
 from core.units import format_size
 from ingest.body import decompress, read_limited
@@ -178,10 +178,8 @@ async def _publish_metrics(request: Request, group: str, rows: pa.Table) -> None
 def _authorize_creation(request: Request, store: Store, group: str, stream: str) -> None:
     """Creating a group or stream on first use needs its own permission (DESIGN, Contracts)."""
     authorize = request.state.authorize
-    arn = (
-        f"arn:watchkeep:logs:{request.app.state.settings.region}:"
-        f"{request.app.state.settings.account_id}:log-group:{group}"
-    )
+    settings = request.app.state.settings
+    arn = group_arn(settings.region, settings.account_id, group)
     if not store.has_group(group):
         authorize("logs:CreateLogGroup", [arn])
     if not store.has_stream(group, stream):

@@ -28,6 +28,7 @@ from audit.retention import check_retention_days, prune_audit_trail
 from audit.self_verify import SelfVerifier
 from audit.signing import ensure_signing_key, fingerprint
 from audit.trail import AuditTrail, TrailConfig
+from core.operations import group_arn
 from iam import KeyRing, SecretBox, load_master_key
 from iam.directory import Directory
 from iam.matching import RequestContext
@@ -192,7 +193,7 @@ def _apply_log_retention(store: Store, trail: AuditTrail, owner: Account) -> Non
         groups = dict.fromkeys(p["logGroup"] for p in details["partitions"])
         record["resources"] = [
             resource_entry(
-                f"arn:watchkeep:logs:{owner.region}:{owner.account_id}:log-group:{group}",
+                group_arn(owner.region, owner.account_id, group),
                 owner.account_id,
             )
             for group in groups

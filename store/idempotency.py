@@ -7,10 +7,11 @@ A key only means something together with who sent it and where to: the log store
 key by principal ARN, log group and stream (``ScopedKey``) and keeps a SHA-256 of the request
 body with it, so the same key sent again with another body is refused
 (``IdempotencyKeyConflict``) rather than acknowledged with nothing stored. A key without a body
-hash (a key saved before keys were scoped) is matched on the key alone, as before. The
-metric store scopes its keys by principal (``ScopedKey.for_metrics``) and persists the body
-hash in its WAL records, not in its catalog: after a flush and a restart, a reused key is
-matched on the key alone.
+hash would be matched on the key alone; keys saved before keys were scoped are loaded into a
+scope of their own (``ScopedKey.legacy``) that no new request matches, so a retry that spans
+the upgrade is stored again rather than matched across callers or groups. The metric store
+scopes its keys by principal (``ScopedKey.for_metrics``) and persists the body hash inside the
+key's identity (``metric_identity``).
 """
 
 from __future__ import annotations
@@ -52,21 +53,22 @@ class ScopedKey:
         in the body, which the body hash already covers)."""
         return cls(principal, "", "", key)
 
-    def metric_identity(self) -> str:
-        """How the metric store persists a metric key (WAL header, catalog row)."""
-        return orjson.dumps([self.principal, self.key]).decode()
+    def metric_identity(self, body_sha256: str | None) -> str:
+        """How the metric store persists a metric key with its body hash (WAL header, catalog
+        row), so that both survive a flush and a restart."""
+        return orjson.dumps([self.principal, self.key, body_sha256]).decode()
 
     @classmethod
-    def from_metric_identity(cls, identity: str) -> ScopedKey:
+    def from_metric_identity(cls, identity: str) -> tuple[ScopedKey, str | None]:
         """The inverse of ``metric_identity``; a plain string is a key saved before metric
         keys were scoped, which no new request matches."""
         if identity.startswith("["):
             try:
-                principal, key = orjson.loads(identity)
-                return cls.for_metrics(str(principal), str(key))
+                principal, key, *digest = orjson.loads(identity)
+                return cls.for_metrics(str(principal), str(key)), (digest or [None])[0]
             except (orjson.JSONDecodeError, ValueError):
                 pass
-        return cls.legacy(identity)
+        return cls.legacy(identity), None
 
 
 @dataclass(frozen=True, slots=True)

@@ -103,7 +103,8 @@ class MetricStore(MetricUpkeep):
             self._flushed_seq = catalog.flushed_seq(self._catalog)
             since = self._now_ms() - self.config.idempotency_window_ms
             for key, response, seen_ms in catalog.load_idempotency_keys(self._catalog, since):
-                self._idempotency.remember(ScopedKey.from_metric_identity(key), response, seen_ms)
+                scoped, digest = ScopedKey.from_metric_identity(key)
+                self._idempotency.remember(scoped, response, seen_ms, digest)
         remove_orphans(self.config.data_dir, {s.path for s in segments})
         self._lake = MetricLake(self.config.data_dir, segments, fsync=self.config.fsync)
         self._next_seq = self._flushed_seq + 1
@@ -181,7 +182,7 @@ class MetricStore(MetricUpkeep):
         digest: str | None,
     ) -> Future[dict[str, Any]]:
         answer = orjson.dumps(response).decode()
-        idem = [scoped.metric_identity(), answer, digest] if scoped is not None else None
+        idem = [scoped.metric_identity(digest), answer] if scoped is not None else None
 
         def prepare() -> dict[str, Any]:
             seq, self._next_seq = self._next_seq, self._next_seq + 1
@@ -215,8 +216,7 @@ class MetricStore(MetricUpkeep):
         idem = header.get("idempotency")
         entry = (idem[0], idem[1], header["ingest_ms"]) if idem else None
         if idem:
-            digest = idem[2] if len(idem) > 2 else None  # records before bodies were hashed
-            scoped = ScopedKey.from_metric_identity(idem[0])
+            scoped, digest = ScopedKey.from_metric_identity(idem[0])
             self._idempotency.remember(scoped, idem[1], header["ingest_ms"], digest)
         plain = table.num_rows == 0 or bool(pc.all(table.column("plain_samples")).as_py())
         batch = MetricBatch(table, header["seq"], header["ingest_ms"], self._clock(), entry, plain)

@@ -349,8 +349,10 @@ def test_idempotency_keys_keep_their_caller_through_the_wal_and_the_catalog(data
     with pytest.raises(IdempotencyKeyConflict):
         put(store, rows(), idempotency_key="k", principal="arn:a", request_body=b"two")
     assert "duplicate" not in put(store, rows(), idempotency_key="k", principal="arn:b")
-    close(store, catalog)  # flushed: now from the catalog, which keeps no body hash
+    close(store, catalog)  # flushed: now from the catalog, body hash included
     store, catalog = open_store(data)
+    with pytest.raises(IdempotencyKeyConflict):
+        put(store, rows(), idempotency_key="k", principal="arn:a", request_body=b"two")
     again = put(store, rows(), idempotency_key="k", principal="arn:a", request_body=b"one")
     assert again["duplicate"] is True
     assert put(store, rows(), idempotency_key="k", principal="arn:b")["duplicate"] is True
