@@ -35,7 +35,7 @@ from alarms.notify import Outcome
 from alarms.reads import Buckets, outcome_of, read_buckets
 from alarms.reconcile import reconcile
 from alarms.rounds import Round, Rule, apply_outcome, transition
-from alarms.rules import CompositeAlarm, MetricAlarm, RuleIssue, RulesError, RuleSet
+from alarms.rules import CompositeAlarm, MetricAlarm, RuleSet
 from alarms.silences import active_silences
 from alarms.state import AlarmStatus
 from alarms.store import AlarmStore
@@ -140,27 +140,36 @@ class AlarmEngine:
             self.apply_rules(ruleset, [name])
 
     def put_silence(self, document: dict[str, Any]) -> None:
+        """Create or replace an API silence; 409 for a silence of a rule file."""
         with self._lock:
             silence_id = document["id"]
-            if self._is_file_silence(silence_id):
-                message = f"duplicate silence id {silence_id!r}"
-                raise RulesError([RuleIssue(API_SOURCE, 1, 1, "silences[0].id", message)])
+            self._refuse_file_silence(silence_id)
             ruleset = definitions.put_silence(self._rules, document)
             self.store.put_silence(silence_id, document, self.now_ms())
             self.apply_rules(ruleset, [])
 
     def delete_silence(self, silence_id: str) -> None:
+        """Delete an API silence; 409 for a silence of a rule file, 404 for an unknown one."""
         with self._lock:
+            self._refuse_file_silence(silence_id)
             if silence_id not in self.store.silences():
                 raise NotFound(f"silence {silence_id!r} does not exist")
             ruleset = definitions.remove_silence(self._rules, silence_id)
             self.store.delete_silence(silence_id)
             self.apply_rules(ruleset, [])
 
-    def _is_file_silence(self, silence_id: str) -> bool:
-        """Whether a rule file defines ``silence_id`` (an API silence is in the store)."""
+    def _refuse_file_silence(self, silence_id: str) -> None:
+        """A silence from a rule file is changed there, as a file alarm is (409, like alarms).
+
+        Checked under the lock: a reload between the check and the change cannot slip by.
+        """
         in_rules = any(silence.id == silence_id for silence in self._rules.silences)
-        return in_rules and silence_id not in self.store.silences()
+        # An API silence is in the store as well as in the rules.
+        if in_rules and silence_id not in self.store.silences():
+            raise Conflict(
+                f"silence {silence_id!r} is defined in a rule file; change it there",
+                details={"silence": silence_id},
+            )
 
     def _refuse_file_rule(self, name: str, verb: str) -> None:
         if self._rule(name) is None:

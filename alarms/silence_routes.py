@@ -13,10 +13,9 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request
 
-from alarms.engine import AlarmEngine
 from alarms.routes import alarm_engine, json_object
 from alarms.silences import is_active
-from core.errors import BadRequest, Conflict, Unavailable
+from core.errors import BadRequest, Unavailable
 from core.operations import Operation, RequestTarget, operation
 
 __all__ = ["router"]
@@ -76,7 +75,6 @@ async def put_silence(request: Request) -> dict[str, Any]:
     silence_id = document.setdefault("id", str(uuid.uuid4()))
     if not isinstance(silence_id, str) or not silence_id:
         raise BadRequest("the silence's `id` must be a non-empty string", details={"field": "id"})
-    await asyncio.to_thread(_refuse_file_silence, engine, silence_id)
     await asyncio.to_thread(engine.put_silence, document)
     return {"id": silence_id}
 
@@ -85,19 +83,8 @@ async def put_silence(request: Request) -> dict[str, Any]:
 @operation(DELETE_SILENCE)
 async def delete_silence(request: Request, silence_id: str) -> dict[str, Any]:
     engine = alarm_engine(request)
-    await asyncio.to_thread(_refuse_file_silence, engine, silence_id)
     await asyncio.to_thread(engine.delete_silence, silence_id)
     return {"deleted": silence_id}
-
-
-def _refuse_file_silence(engine: AlarmEngine, silence_id: str) -> None:
-    """A silence from a rule file is changed there, as a file alarm is (409, like alarms)."""
-    in_files = any(s.id == silence_id for s in engine.rules.silences)
-    if in_files and silence_id not in set(engine.store.silences()):
-        raise Conflict(
-            f"silence {silence_id!r} is defined in a rule file; change it there",
-            details={"silence": silence_id},
-        )
 
 
 @router.get("/deliveries")

@@ -209,47 +209,25 @@ def datapoints_json(table: pa.Table, statistics: Sequence[Statistic]) -> list[di
     simple statistics as fields, the extended ones in a map (None: not computable), the unit.
 
     What ``CompiledStatistics.datapoints`` gives, turned into JSON, without a ``Datapoint``
-    and two dicts per bucket on the way (a day at 60 s is 1,440 of them).
+    and its dict per bucket on the way (a day at 60 s is 1,440 of them).
     """
     if table.num_rows == 0:
         return []
-    _, buckets, units, counts, totals, lows, highs, *rest = (
-        table.column(i).to_pylist() for i in range(table.num_columns)
-    )
-    ordered = rest[0] if rest else [None] * len(buckets)
-    simple = [(SNAKE[s.text], s.text) for s in statistics if isinstance(s, Simple)]
-    extended = [s.text for s in statistics if not isinstance(s, Simple)]
+    columns = [table.column(i).to_pylist() for i in range(table.num_columns)]
+    simple = [(i, SNAKE[s.text]) for i, s in enumerate(statistics) if isinstance(s, Simple)]
+    extended = [(i, s.text) for i, s in enumerate(statistics) if not isinstance(s, Simple)]
+    row_values = CompiledStatistics.row_values
     out: list[dict[str, Any]] = []
-    for bucket, unit, n, total, low, high, values in zip(
-        buckets, units, counts, totals, lows, highs, ordered, strict=True
-    ):
-        point: dict[str, Any] = {"timestamp": int(bucket)}
-        for key, text in simple:
-            point[key] = _simple_value(text, n, total, low, high)
+    for row in zip(*columns, strict=True):
+        values = row_values(statistics, row)
+        point: dict[str, Any] = {"timestamp": int(row[1])}
+        for i, key in simple:
+            point[key] = values[i]
         if extended:
-            found = iter(values or ())
-            point["extended_statistics"] = {t: _float(next(found, None)) for t in extended}
-        point["unit"] = str(unit)
+            point["extended_statistics"] = {text: values[i] for i, text in extended}
+        point["unit"] = str(row[2])
         out.append(point)
     return out
-
-
-def _simple_value(text: str, n: float, total: float, low: float, high: float) -> float:
-    match text:
-        case "SampleCount":
-            return float(n)
-        case "Sum":
-            return float(total)
-        case "Average":
-            return float(total / n)
-        case "Minimum":
-            return float(low)
-        case _:  # Maximum
-            return float(high)
-
-
-def _float(value: float | None) -> float | None:
-    return None if value is None else float(value)
 
 
 # ---- ListMetrics ----------------------------------------------------------------------------

@@ -90,6 +90,10 @@ class Datapoint:
     values: dict[str, float | None] = field(default_factory=dict)
 
 
+# Where a row of ``CompiledStatistics.sql`` holds each simple statistic (Average is computed).
+_SIMPLE_COLUMNS = {"SampleCount": 3, "Sum": 4, "Minimum": 5, "Maximum": 6}
+
+
 @dataclass(frozen=True, slots=True)
 class CompiledStatistics:
     """SQL for ``queries``: one row per query and bucket (see ``datapoints``)."""
@@ -101,26 +105,37 @@ class CompiledStatistics:
     all_plain: tuple[str, list[Any]] | None = None
 
     def datapoints(self, rows: Iterable[Sequence[Any]]) -> list[list[Datapoint]]:
-        """Ascending datapoints, one list per query, from the rows of ``sql``.
+        """Ascending datapoints, one list per query, from the rows of ``sql`` (``row_values``)."""
+        result: list[list[Datapoint]] = [[] for _ in self.queries]
+        texts = [[s.text for s in q.statistics] for q in self.queries]
+        for row in rows:
+            query_index, bucket_ms, unit, n = row[:4]
+            found = self.row_values(self.queries[query_index].statistics, row)
+            values = dict(zip(texts[query_index], found, strict=True))
+            result[query_index].append(Datapoint(int(bucket_ms), str(unit), float(n), values))
+        return result
+
+    @staticmethod
+    def row_values(statistics: Sequence[Statistic], row: Sequence[Any]) -> list[float | None]:
+        """The values of ``statistics`` (a query's, in request order, or the first few of
+        them) in one row of ``sql``; an order statistic of an opaque bucket is None.
 
         A row is (query index, bucket start, unit, SampleCount, Sum, Minimum, Maximum) and,
         when order statistics were asked for, the list of their values in request order. Sum,
         Minimum and Maximum are NULL when no query of the statement asked for them.
         """
-        result: list[list[Datapoint]] = [[] for _ in self.queries]
-        for query_index, bucket_ms, unit, n, total, low, high, *rest in rows:
-            simple = {"SampleCount": n, "Sum": total, "Minimum": low, "Maximum": high}
-            simple["Average"] = None if total is None else total / n
-            ordered = iter(rest[0] if rest and rest[0] is not None else ())
-            values: dict[str, float | None] = {}
-            for statistic in self.queries[query_index].statistics:
-                if isinstance(statistic, Simple):
-                    values[statistic.text] = float(simple[statistic.text])
-                else:
-                    value = next(ordered, None)
-                    values[statistic.text] = None if value is None else float(value)
-            result[query_index].append(Datapoint(int(bucket_ms), str(unit), float(n), values))
-        return result
+        ordered = iter(row[7] or ()) if len(row) > 7 else iter(())
+        values: list[float | None] = []
+        for statistic in statistics:
+            if not isinstance(statistic, Simple):
+                value = next(ordered, None)
+            elif statistic.text == "Average":
+                total = row[4]
+                value = None if total is None else total / row[3]
+            else:
+                value = row[_SIMPLE_COLUMNS[statistic.text]]
+            values.append(None if value is None else float(value))
+        return values
 
     def first_statistic_series(
         self, table: pa.Table
@@ -151,32 +166,11 @@ class CompiledStatistics:
         ``Datapoint`` and its dict per bucket. Alarm reads ask for one statistic each, and a
         tick of 10,000 alarms reads some 50,000 buckets.
         """
-        simple = [
-            q.statistics[0].text if isinstance(q.statistics[0], Simple) else None
-            for q in self.queries
-        ]
-        for query_index, bucket_ms, unit, n, total, low, high, *rest in rows:
-            match simple[query_index]:
-                case None:
-                    ordered = rest[0] if rest else None
-                    value = ordered[0] if ordered else None
-                case "SampleCount":
-                    value = n
-                case "Sum":
-                    value = total
-                case "Average":
-                    value = total / n
-                case "Minimum":
-                    value = low
-                case _:  # Maximum
-                    value = high
-            yield (
-                query_index,
-                int(bucket_ms),
-                str(unit),
-                float(n),
-                None if value is None else float(value),
-            )
+        first = [q.statistics[:1] for q in self.queries]
+        for row in rows:
+            query_index, bucket_ms, unit, n = row[:4]
+            (value,) = self.row_values(first[query_index], row)
+            yield query_index, int(bucket_ms), str(unit), float(n), value
 
 
 def datapoints_to_series(
