@@ -2,19 +2,17 @@
 is described to its caller and to the audit trail (DESIGN: "whole expired partitions are dropped,
 with a dry-run and an audit record").
 
-The store decides and drops (``Store.apply_retention``); this module adds the segment and row
-counts of each partition, read from the catalog just before the drop, and builds the records.
+The store decides, drops and counts (``Store.apply_retention``); this module builds the records.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from store import catalog
 from store.engine import Store
+from store.log_upkeep import ExpiredPartition
 
 __all__ = [
     "ExpiredPartition",
@@ -27,42 +25,10 @@ __all__ = [
 PARTITIONS_PER_EVENT = 400
 
 
-@dataclass(frozen=True, slots=True)
-class ExpiredPartition:
-    """One (log group, hour) partition that a retention run dropped or would drop; the counts
-    are None when the partition appeared between the catalog read and the drop."""
-
-    log_group: str
-    hour_ms: int
-    segments: int | None = None
-    rows: int | None = None
-    size_bytes: int | None = None
-
-
 def apply_log_retention(store: Store, *, dry_run: bool = False) -> list[ExpiredPartition]:
     """Drop the partitions retention policies expire now (or only list them, with ``dry_run``)."""
-    planned = store.apply_retention(dry_run=True)
-    counts = _partition_counts(store, planned) if planned else {}
     # Not skipped when nothing expires: a run also prunes old idempotency keys.
-    expired = planned if dry_run else store.apply_retention()
-    return [ExpiredPartition(g, h, *counts.get((g, h), (None, None, None))) for g, h in expired]
-
-
-def _partition_counts(
-    store: Store, wanted: Sequence[tuple[str, int]]
-) -> dict[tuple[str, int], tuple[int, int, int]]:
-    """(segments, rows, bytes) of each wanted partition, as the catalog holds them now."""
-    keys = set(wanted)
-    with store.cursor() as conn:
-        names = {group.id: group.name for group in catalog.load_groups(conn)}
-        segments = catalog.load_segments(conn)
-    counts: dict[tuple[str, int], tuple[int, int, int]] = {}
-    for segment in segments:
-        key = (names.get(segment.group_id, ""), segment.hour_ms)
-        if key in keys:
-            n, rows, size = counts.get(key, (0, 0, 0))
-            counts[key] = (n + 1, rows + segment.row_count, size + segment.size_bytes)
-    return counts
+    return store.apply_retention(dry_run=dry_run)
 
 
 def hour_text(hour_ms: int) -> str:
@@ -89,8 +55,9 @@ def group_summaries(expired: Sequence[ExpiredPartition]) -> list[dict[str, Any]]
         entry["partitions"] += 1
         entry["firstHour"] = min(entry["firstHour"], hour_text(p.hour_ms))
         entry["lastHour"] = max(entry["lastHour"], hour_text(p.hour_ms))
-        for name, value in (("segments", p.segments), ("rows", p.rows), ("bytes", p.size_bytes)):
-            entry[name] = None if value is None or entry[name] is None else entry[name] + value
+        entry["segments"] += p.segments
+        entry["rows"] += p.rows
+        entry["bytes"] += p.size_bytes
     return list(groups.values())
 
 

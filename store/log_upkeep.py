@@ -6,6 +6,7 @@ Plain methods the server's scheduler calls. ``StoreUpkeep`` is a base of ``store
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import pyarrow.parquet as pq
 
@@ -16,10 +17,21 @@ from store.log_state import StoreState
 from store.memtable import MemBatch
 from store.retention import plan_retention
 
-__all__ = ["StoreUpkeep"]
+__all__ = ["ExpiredPartition", "StoreUpkeep"]
 
 # Named as before the split, so log configuration and records stay the same.
 log = logging.getLogger("store.engine")
+
+
+@dataclass(frozen=True, slots=True)
+class ExpiredPartition:
+    """One (log group, hour) partition a retention run dropped or would drop, with what it held."""
+
+    log_group: str
+    hour_ms: int
+    segments: int
+    rows: int
+    size_bytes: int
 
 
 class StoreUpkeep(StoreState):
@@ -122,14 +134,25 @@ class StoreUpkeep(StoreState):
         lake.purge_doomed(self.config.file_grace_s)
         return merged
 
-    def apply_retention(self, *, dry_run: bool = False) -> list[tuple[str, int]]:
-        """Drop whole partitions older than their group's retention; return (group, hour_ms)."""
+    def apply_retention(self, *, dry_run: bool = False) -> list[ExpiredPartition]:
+        """Drop whole partitions older than their group's retention; return what they held."""
         lake = self._lake_()
         with self._flush_lock:
             partitions = lake.partitions()
             days = {str(s.row.id): s.row.retention_days for s in self._by_id.values()}
             expired = plan_retention(partitions, days, self._now_ms())
-            out = [(self._by_id[int(p.group)].row.name, p.hour_ms) for p in expired]
+            # Counted from the segments this plan drops, under the flush lock, so a flush
+            # landing meanwhile cannot make the counts disagree with what went.
+            out = [
+                ExpiredPartition(
+                    log_group=self._by_id[int(p.group)].row.name,
+                    hour_ms=p.hour_ms,
+                    segments=len(partitions[p]),
+                    rows=sum(s.row_count for s in partitions[p]),
+                    size_bytes=sum(s.size_bytes for s in partitions[p]),
+                )
+                for p in expired
+            ]
             if dry_run:
                 return out
             doomed = [s for p in expired for s in partitions[p]]

@@ -65,10 +65,16 @@ class MetricLake:
         """Segments that may hold datapoints in ``[start_ms, end_ms)``."""
         return [s for s in self._segments if s.max_ts >= start_ms and s.min_ts < end_ms]
 
-    def write(self, tables: list[pa.Table]) -> list[MetricSegment]:
-        """Write rows as sorted segments, one per UTC day they span (not yet published)."""
-        # The flag is the store's own: computed here from the rows, whoever wrote them.
-        table = mark_plain_samples(pa.concat_tables(tables))
+    def write(self, tables: list[pa.Table], *, marked: bool = False) -> list[MetricSegment]:
+        """Write rows as sorted segments, one per UTC day they span (not yet published).
+
+        ``marked``: the rows already carry the store's ``plain_samples`` flag (memtable batches,
+        flagged where they entered). Otherwise it is computed here: segments from before the
+        flag lack it, and roll-up leaves it NULL on the rows it merges.
+        """
+        table = pa.concat_tables(tables)
+        if not marked:
+            table, _ = mark_plain_samples(table)
         written: list[MetricSegment] = []
         try:
             for day_ms, part in _split_by_day(table):

@@ -304,8 +304,9 @@ def conform_rows(rows: pa.Table) -> pa.Table:
     return rows.select(METRIC_SCHEMA.names).cast(METRIC_SCHEMA)
 
 
-def mark_plain_samples(rows: pa.Table) -> pa.Table:
-    """``rows`` (of ``METRIC_SCHEMA``) with ``plain_samples`` computed from the rows themselves.
+def mark_plain_samples(rows: pa.Table) -> tuple[pa.Table, bool]:
+    """``rows`` (of ``METRIC_SCHEMA``) with ``plain_samples`` computed from the rows themselves,
+    and whether every row is plain (true for no rows).
 
     True when ``values`` is not empty, every count is exactly 1 (a missing ``counts`` list or
     count means 1, as the reads take it) and the row is raw (no histogram): then the samples are
@@ -325,4 +326,5 @@ def mark_plain_samples(rows: pa.Table) -> pa.Table:
     raw = pc.and_(pc.is_null(rows.column("sketch_keys")), pc.is_null(rows.column("rollup_s")))
     plain = pc.and_(pc.and_(has_values, pc.invert(weighted)), raw)
     index = rows.schema.get_field_index("plain_samples")
-    return rows.set_column(index, METRIC_SCHEMA.field("plain_samples"), plain)
+    all_plain = bool(pc.all(plain, min_count=0).as_py())
+    return rows.set_column(index, METRIC_SCHEMA.field("plain_samples"), plain), all_plain

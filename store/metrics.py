@@ -32,7 +32,6 @@ from typing import Any
 import duckdb
 import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from core.errors import StorageFull, Unavailable
 from store import metric_catalog as catalog
@@ -157,17 +156,18 @@ class MetricStore(MetricUpkeep):
         """
         self._check_accepting()
         conformed = rows if rows.schema.equals(METRIC_SCHEMA) else conform_rows(rows)
-        table = mark_plain_samples(conformed)  # the store's flag, whatever the writer sent
+        # The store's flag, whatever the writer sent; segments written from the memtable keep it.
+        table, plain = mark_plain_samples(conformed)
         answer = response if response is not None else {"accepted": table.num_rows}
         if not idempotency_key:  # no header, or an empty one
-            return self._submit(table, answer, None, None)
+            return self._submit(table, plain, answer, None, None)
         scoped = ScopedKey.for_metrics(principal, idempotency_key)
         digest = body_sha256(request_body)
         replay = self._idempotency.claim(scoped, digest)
         if replay is not None:
             return replay
         try:
-            future = self._submit(table, answer, scoped, digest)
+            future = self._submit(table, plain, answer, scoped, digest)
         except BaseException as exc:
             self._idempotency.release(scoped, exc)
             raise
@@ -177,6 +177,7 @@ class MetricStore(MetricUpkeep):
     def _submit(
         self,
         table: pa.Table,
+        plain: bool,
         response: dict[str, Any],
         scoped: ScopedKey | None,
         digest: str | None,
@@ -194,31 +195,35 @@ class MetricStore(MetricUpkeep):
                 "idempotency": idem,
             }
 
-        pending = PendingAppend(prepare=prepare, payload=to_ipc(table), context=(table, response))
+        context = (table, plain, response)
+        pending = PendingAppend(prepare=prepare, payload=to_ipc(table), context=context)
         return self._commit_().submit(pending)
 
     def _apply_durable(self, batch: list[PendingAppend]) -> list[dict[str, Any]]:
         """Runs on the commit thread, in WAL order, right after the fsync."""
+        answers = []
         for pending in batch:
             assert pending.header is not None
-            self._add_to_memtable(pending.header, pending.context[0])
-        return [pending.context[1] for pending in batch]
+            table, plain, response = pending.context
+            self._add_to_memtable(pending.header, table, plain)
+            answers.append(response)
+        return answers
 
     def _replay_record(self, header: dict[str, Any], payload: memoryview) -> bool:
         if header.get("kind") != "metrics" or header["seq"] <= self._flushed_seq:
             return False
         self._next_seq = max(self._next_seq, header["seq"] + 1)
         # WAL records written before the roll-up columns and the flag existed lack them.
-        self._add_to_memtable(header, mark_plain_samples(conform_rows(from_ipc(payload))))
+        self._add_to_memtable(header, *mark_plain_samples(conform_rows(from_ipc(payload))))
         return True
 
-    def _add_to_memtable(self, header: dict[str, Any], table: pa.Table) -> None:
+    def _add_to_memtable(self, header: dict[str, Any], table: pa.Table, plain: bool) -> None:
+        """Add rows that carry the store's ``plain_samples`` flag; ``plain``: all of them true."""
         idem = header.get("idempotency")
         entry = (idem[0], idem[1], header["ingest_ms"]) if idem else None
         if idem:
             scoped, digest = ScopedKey.from_metric_identity(idem[0])
             self._idempotency.remember(scoped, idem[1], header["ingest_ms"], digest)
-        plain = table.num_rows == 0 or bool(pc.all(table.column("plain_samples")).as_py())
         batch = MetricBatch(table, header["seq"], header["ingest_ms"], self._clock(), entry, plain)
         self._memtable.append(batch)
 
@@ -346,7 +351,8 @@ class MetricStore(MetricUpkeep):
 
     def _flush_batches(self, batches: list[MetricBatch]) -> None:
         lake = self._lake_()
-        segments = lake.write([b.table for b in batches])
+        # Every memtable batch was flagged where it entered (put or WAL replay).
+        segments = lake.write([b.table for b in batches], marked=True)
         last_seq = batches[-1].seq
         index_rows = pa.concat_tables(
             b.table.append_column(

@@ -74,8 +74,16 @@ def test_mark_plain_samples(row: dict[str, Any], plain: bool) -> None:
     rows = [raw(T0, [9.0], [3]), row, raw(T0, [8.0])]  # neighbours: offsets must line up
     table = pa.Table.from_pylist(rows, schema=METRIC_SCHEMA)
     for chunked in (table, pa.concat_tables([table.slice(0, 1), table.slice(1)])):
-        flags = mark_plain_samples(chunked).column("plain_samples").to_pylist()
-        assert flags == [False, plain, True]
+        marked, all_plain = mark_plain_samples(chunked)
+        assert marked.column("plain_samples").to_pylist() == [False, plain, True]
+        assert all_plain is False
+    alone, all_plain = mark_plain_samples(pa.Table.from_pylist([row], schema=METRIC_SCHEMA))
+    assert all_plain is plain is alone.column("plain_samples")[0].as_py()
+
+
+def test_no_rows_are_all_plain() -> None:
+    marked, all_plain = mark_plain_samples(METRIC_SCHEMA.empty_table())
+    assert marked.num_rows == 0 and all_plain is True
 
 
 # ---- the percentile plan over flagged, unflagged and mixed rows -----------------------------
@@ -134,7 +142,7 @@ def test_flagged_rows_give_the_answers_of_plain_python(
         samples.setdefault(minute, []).extend([value] * count)
     table = pa.concat_tables(
         [
-            mark_plain_samples(pa.Table.from_pylist(marked, schema=METRIC_SCHEMA)),
+            mark_plain_samples(pa.Table.from_pylist(marked, schema=METRIC_SCHEMA))[0],
             pa.Table.from_pylist(old, schema=METRIC_SCHEMA),
         ]
     )
@@ -167,10 +175,12 @@ def data(tmp_path: Path) -> Path:
     return tmp_path / "data"
 
 
-def open_store(data: Path) -> tuple[MetricStore, Catalog]:
+def open_store(data: Path, **config: Any) -> tuple[MetricStore, Catalog]:
     data.mkdir(parents=True, exist_ok=True)
     catalog = Catalog(data / "catalog.duckdb")
-    store = MetricStore(MetricStoreConfig(data, fsync=False), catalog.cursor, clock=lambda: 0.0)
+    store = MetricStore(
+        MetricStoreConfig(data, fsync=False, **config), catalog.cursor, clock=lambda: 0.0
+    )
     store.open()
     store.recover()
     return store, catalog
@@ -258,6 +268,112 @@ def test_segments_from_before_the_flag_stay_readable(data: Path) -> None:
         catalog.db.close()
 
 
+# ---- every segment carries a correct flag, whichever job wrote it --------------------------
+
+MIXED = [
+    raw(T0, [1.0, 2.0]),
+    raw(T0 + 1, [1.0, 2.0], [1, 2]),
+    raw(T0 + 2, [3.0]) | {"plain_samples": False},  # a writer's flag is not the store's
+    raw(T0 + 3, [1.0], [2]) | {"plain_samples": True},
+    stat_set(T0 + 4, 2, 1.0, 3.0),
+]
+ALL_PLAIN = [raw(T0 + 5, [4.0]), raw(T0 + 6, [5.0, 6.0])]
+
+
+def _is_plain(row: dict[str, Any]) -> bool:
+    return (
+        bool(row["values"])
+        and all(c is None or c == 1 for c in row["counts"] or [])
+        and row["rollup_s"] is None
+        and row["sketch_keys"] is None
+    )
+
+
+def _strip_flags(data: Path) -> None:
+    """Make the closed store's segments look as a version before the flag wrote them."""
+    catalog = Catalog(data / "catalog.duckdb")
+    for segment in (data / METRICS_TABLE_DIR).rglob("*.parquet"):
+        pq.write_table(pq.read_table(segment).drop_columns(["plain_samples"]), segment)
+    catalog.db.execute("UPDATE metric_segments SET plain = NULL")
+    catalog.db.close()
+
+
+def _crash(store: MetricStore, catalog: Catalog) -> None:
+    """Stop without flushing, like kill -9 after the last fsync."""
+    assert store._commit is not None
+    store._commit.close()
+    catalog.db.close()
+
+
+def _by_flush(data: Path) -> tuple[MetricStore, Catalog]:
+    store, catalog = open_store(data)
+    _put(store, MIXED)
+    _put(store, ALL_PLAIN)
+    return store, catalog
+
+
+def _by_wal_replay(data: Path) -> tuple[MetricStore, Catalog]:
+    for batch, plain in ((MIXED, False), (ALL_PLAIN, True)):
+        store, catalog = open_store(data)
+        _put(store, batch, flush=False)
+        _crash(store, catalog)
+        store, catalog = open_store(data)
+        assert [b.plain for b in store._memtable.snapshot()] == [plain]
+        store.flush(force=True)
+        if batch is MIXED:
+            store.close()
+            catalog.db.close()
+    return store, catalog
+
+
+def _by_compaction(data: Path) -> tuple[MetricStore, Catalog]:
+    store, catalog = _by_flush(data)
+    store.close()
+    catalog.db.close()
+    _strip_flags(data)
+    store, catalog = open_store(data, compact_min_segments=1)
+    assert store.compact() == 2
+    return store, catalog
+
+
+def _by_roll_up(data: Path) -> tuple[MetricStore, Catalog]:
+    store, catalog = _by_flush(data)
+    store.close()
+    catalog.db.close()
+    _strip_flags(data)
+    store, catalog = open_store(data)
+    assert [t.target_s for t in store.roll_up(now_ms=T0 + 20 * 86_400_000)] == [300]
+    return store, catalog
+
+
+WRITER_CASES = [
+    ("flush", _by_flush, [False, True]),
+    ("wal-replay", _by_wal_replay, [False, True]),
+    ("compaction-of-segments-from-before-the-flag", _by_compaction, [False]),
+    ("roll-up", _by_roll_up, [False]),
+]
+
+
+@pytest.mark.parametrize(
+    ("write", "catalog_plain"), [c[1:] for c in WRITER_CASES], ids=[c[0] for c in WRITER_CASES]
+)
+def test_every_segment_written_carries_a_correct_flag(
+    data: Path, write: Any, catalog_plain: list[bool]
+) -> None:
+    store, catalog = write(data)
+    try:
+        segments = catalog.db.sql("SELECT path, plain FROM metric_segments").fetchall()
+        assert sorted(plain for _, plain in segments) == catalog_plain
+        for path, plain in segments:
+            rows = pq.read_table(data / path, partitioning=None).to_pylist()
+            flags = [row["plain_samples"] for row in rows]
+            assert flags == [_is_plain(row) for row in rows], path
+            assert plain is all(flags), path
+    finally:
+        store.close()
+        catalog.db.close()
+
+
 # ---- the all-plain statement ---------------------------------------------------------------
 
 
@@ -280,7 +396,9 @@ def test_the_all_plain_statement_gives_the_same_rows(
     simple: list[str],
 ) -> None:
     table = [raw(T0 + minute * 60_000 + i, values) for i, (minute, values) in enumerate(rows)]
-    duck.register("metrics_arrow", mark_plain_samples(pa.Table.from_pylist(table, METRIC_SCHEMA)))
+    duck.register(
+        "metrics_arrow", mark_plain_samples(pa.Table.from_pylist(table, METRIC_SCHEMA))[0]
+    )
     duck.execute("CREATE OR REPLACE VIEW metrics AS SELECT * FROM metrics_arrow")
     window = plan_window(T0, T0 + 600_000, 60, NOW)
     dims = canonical_dims(DIMS)
@@ -358,7 +476,7 @@ def test_datapoints_json_matches_the_datapoints(
         stat_set(T0 + 180_000, 2, 6.0, 6.0),
         raw(T0 + 180_000, [-1.5]),
     ]
-    duck.register("metrics_arrow", mark_plain_samples(pa.Table.from_pylist(rows, METRIC_SCHEMA)))
+    duck.register("metrics_arrow", mark_plain_samples(pa.Table.from_pylist(rows, METRIC_SCHEMA))[0])
     duck.execute("CREATE OR REPLACE VIEW metrics AS SELECT * FROM metrics_arrow")
     statistics = tuple(parse_statistic(t) for t in texts)
     window = plan_window(T0, T0 + 600_000, 60, NOW)

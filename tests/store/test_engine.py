@@ -12,6 +12,7 @@ from core.errors import NotFound, StorageFull
 from store.config import StoreConfig
 from store.engine import Store
 from store.layout import HOUR_MS, WAL_DIR
+from store.log_upkeep import ExpiredPartition
 
 
 class Clock:
@@ -173,8 +174,10 @@ def test_retention_drops_only_whole_expired_partitions(tmp_path: Path) -> None:
     append(store, "g", ["old", "recent"], ts_ms=[old, recent])
     store.flush(force=True)
     store.put_retention("g", 1)
+    old_hour = old - old % HOUR_MS
+    [segment] = [s for s in store._lake_().all_segments() if s.hour_ms == old_hour]
     planned = store.apply_retention(dry_run=True)
-    assert planned == [("g", old - old % HOUR_MS)]
+    assert planned == [ExpiredPartition("g", old_hour, 1, 1, segment.size_bytes)]
     assert len(store._lake_().all_segments()) == 2
     assert store.apply_retention() == planned
     assert rows(store, "g") == [(2, "recent")]
