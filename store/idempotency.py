@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
@@ -159,6 +159,25 @@ class IdempotencyKeys:
                 return running[1]
             self._inflight[key] = (body_sha256, Future())
         return None
+
+    def once(
+        self,
+        key: Hashable,
+        body_sha256: str | None,
+        submit: Callable[[], Future[Response]],
+    ) -> Future[Response]:
+        """``submit`` the batch unless ``key`` claims an earlier answer (``claim``), and
+        settle or release the key with the outcome."""
+        replay = self.claim(key, body_sha256)
+        if replay is not None:
+            return replay
+        try:
+            future = submit()
+        except BaseException as exc:
+            self.release(key, exc)
+            raise
+        future.add_done_callback(lambda f: self.settle(key, f))
+        return future
 
     def settle(self, key: Hashable, outcome: Future[Response]) -> None:
         """The claimed batch is acknowledged (or failed): answer whoever waited on the key."""

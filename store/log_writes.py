@@ -57,17 +57,11 @@ class StoreWrites(StoreState):
             body_sha256(request_body),
             orjson.dumps(response).decode(),
         )
-        scoped = record.scoped
-        replay = self._idempotency.claim(scoped, record.body_sha256)
-        if replay is not None:
-            return replay
-        try:
-            future = self._submit(group, stream, events, fields, response, record)
-        except BaseException as exc:
-            self._idempotency.release(scoped, exc)
-            raise
-        future.add_done_callback(lambda f: self._idempotency.settle(scoped, f))
-        return future
+        return self._idempotency.once(
+            record.scoped,
+            record.body_sha256,
+            lambda: self._submit(group, stream, events, fields, response, record),
+        )
 
     def _submit(
         self,

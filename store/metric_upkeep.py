@@ -35,18 +35,11 @@ class MetricUpkeep:
     _catalog_lock: threading.Lock
     _view_lock: threading.Lock
     _idempotency: IdempotencyKeys
-
-    def _lake_(self) -> MetricLake:
-        raise NotImplementedError
-
-    def _catalog_(self) -> duckdb.DuckDBPyConnection:
-        raise NotImplementedError
-
-    def _rollback(self) -> None:
-        raise NotImplementedError
-
-    def _now_ms(self) -> int:
-        raise NotImplementedError
+    # Provided by ``MetricStore``.
+    _lake_: Callable[[], MetricLake]
+    _catalog_: Callable[[], duckdb.DuckDBPyConnection]
+    _rollback: Callable[[], None]
+    _now_ms: Callable[[], int]
 
     def compact(self) -> int:
         """Merge the small segments of busy days; return how many segments were merged."""

@@ -163,16 +163,9 @@ class MetricStore(MetricUpkeep):
             return self._submit(table, plain, answer, None, None)
         scoped = ScopedKey.for_metrics(principal, idempotency_key)
         digest = body_sha256(request_body)
-        replay = self._idempotency.claim(scoped, digest)
-        if replay is not None:
-            return replay
-        try:
-            future = self._submit(table, plain, answer, scoped, digest)
-        except BaseException as exc:
-            self._idempotency.release(scoped, exc)
-            raise
-        future.add_done_callback(lambda f: self._idempotency.settle(scoped, f))
-        return future
+        return self._idempotency.once(
+            scoped, digest, lambda: self._submit(table, plain, answer, scoped, digest)
+        )
 
     def _submit(
         self,
