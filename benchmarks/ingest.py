@@ -17,6 +17,9 @@ Method (everything in ONE run, so machine noise hits both sides alike):
 ``ratio`` = watchkeep events/s / baseline events/s. The baseline does strictly less work than
 the server (no auth, no WAL, no fsync, no Arrow, no Parquet), so a ratio >= 1 means durable
 ingest costs no more than merely parsing the JSON per line in Python (DESIGN.md budget).
+The same baseline process also serves the *floor*, ``POST /parse-columns``: Arrow's JSON reader
+turns the body into columns, which are discarded. Durable ingest does that and more, so
+``floor / baseline`` bounds the ratio any server built on that reader can reach here.
 If ``moto`` and ``boto3`` are importable, moto's PutLogEvents rate is measured too.
 """
 
@@ -45,7 +48,8 @@ import orjson
 
 BATCH = 1000
 ROOT = Path(__file__).resolve().parent.parent
-TARGETS = [("baseline (parse only)", "baseline"), ("watchkeep (fsync)", "watchkeep"),
+TARGETS = [("baseline (parse only)", "baseline"), ("floor (Arrow columns)", "floor"),
+           ("watchkeep (fsync)", "watchkeep"),
            ("watchkeep (mixed types)", "mixed_types"), ("moto PutLogEvents", "moto")]  # fmt: skip
 COUNTS = ("acked", "warmup", "requests", "non_2xx", "errors")
 MOTO_CLIENT = {"region_name": "us-east-1", "aws_access_key_id": "x", "aws_secret_access_key": "x"}
@@ -312,6 +316,10 @@ def main(argv: list[str] | None = None) -> int:
         base = cpu_per_1000(
             baseline_proc.pid, lambda: run_load(pool, [f"{b_base}/parse"] * n, {}, args.seconds)
         )
+        floor = cpu_per_1000(
+            baseline_proc.pid,
+            lambda: run_load(pool, [f"{b_base}/parse-columns"] * n, {}, args.seconds),
+        )
         urls = [f"{ingest}{i}" for i in range(n)]
         wk = cpu_per_1000(server.pid, lambda: run_load(pool, urls, auth, args.seconds))
         urls = [f"{mixed_url}{i}" for i in range(n)]
@@ -327,8 +335,9 @@ def main(argv: list[str] | None = None) -> int:
         # fmt: off
         figures: dict[str, Any] = {
             "clients": n, "seconds": args.seconds, "batch": BATCH,
-            "baseline": base, "watchkeep": wk, "mixed_types": mixed, "moto": moto,
+            "baseline": base, "floor": floor, "watchkeep": wk, "mixed_types": mixed, "moto": moto,
             "ratio_to_baseline": wk_rate / base["events_per_s"],
+            "floor_to_baseline": floor["events_per_s"] / base["events_per_s"],
             "ratio_to_moto": wk_rate / moto["events_per_s"] if moto else None,
             "cpu_ratio": wk["cpu_ms_per_1000"] / base["cpu_ms_per_1000"],
             "parquet_bytes_per_event": pq_bytes / max(acked, 1),
@@ -365,9 +374,11 @@ def print_table(f: dict[str, Any]) -> None:
             lines.append(f"  {name:<24}{r['events_per_s']:>10,.0f}{r['acked']:>12,}"
                          f"{r['non_2xx']:>9}{r['errors']:>8}")  # fmt: skip
     lines += [
-        f"  ratio watchkeep/baseline  {f['ratio_to_baseline']:.2f}x",
+        f"  ratio watchkeep/baseline  {f['ratio_to_baseline']:.2f}x "
+        f"(the floor, Arrow columns and nothing else: {f['floor_to_baseline']:.2f}x)",
         f"  ratio watchkeep/moto      {moto}",
         f"  server CPU per 1,000      {f['baseline']['cpu_ms_per_1000']:.1f} ms baseline, "
+        f"{f['floor']['cpu_ms_per_1000']:.1f} ms floor, "
         f"{f['watchkeep']['cpu_ms_per_1000']:.1f} ms watchkeep ({f['cpu_ratio']:.1f}x the work)",
         f"  mixed types: stored {m['stored']:,} of {m_acked:,} acknowledged (incl. warm-up): "
         + ("OK" if m["stored"] == m_acked else "MISMATCH"),

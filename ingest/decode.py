@@ -49,6 +49,9 @@ class DecodedBatch:
     fields: pa.Table
     rejected: list[Rejection] = field(default_factory=list)
     received: int = 0
+    # The top-level keys of the events when every event is a JSON object the decoder read
+    # whole, else None (see ``EventTables.root_keys``).
+    root_keys: frozenset[str] | None = None
 
 
 def decode_events(
@@ -92,7 +95,7 @@ def split_lines(body: bytes) -> list[bytes]:
 
 def _finish(part: EventTables, rejected: list[Rejection], received: int) -> DecodedBatch:
     merged = sorted(rejected + part.rejected, key=lambda r: r.index)
-    return DecodedBatch(part.events, part.fields, merged, received)
+    return DecodedBatch(part.events, part.fields, merged, received, part.root_keys)
 
 
 def _decode_ndjson(body: bytes, limits: _Limits, *, fast_path: bool) -> DecodedBatch:

@@ -76,6 +76,7 @@ def _fast_objects(
     table = _read_arrow(body, pc.max(lengths).as_py())
     if table is None or table.num_rows != len(lines) or "message" in table.column_names:
         return None
+    root_keys = frozenset(table.column_names)
     fields = _arrow_fields(table)
     if fields is None:
         return None
@@ -100,7 +101,7 @@ def _fast_objects(
         keep = pa.array([pos not in bad for pos in range(len(lines))], pa.bool_())
         events = events.filter(keep)
         fields = _drop_null_columns(fields.filter(keep), events.num_rows)
-    return EventTables(events, fields, rejected)
+    return EventTables(events, fields, rejected, root_keys)
 
 
 def _read_arrow(body: bytes, longest_line: int) -> pa.Table | None:

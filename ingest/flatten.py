@@ -215,6 +215,9 @@ class EventTables:
     events: pa.Table
     fields: pa.Table
     rejected: list[Rejection]
+    # Every top-level key of every event, when the decoder saw them all at once (Arrow's
+    # reader, which keeps a column even for a key whose values are all null); else None.
+    root_keys: frozenset[str] | None = None
 
 
 def drop_bad_utf8(

@@ -134,7 +134,7 @@ async def put_log_events(
             principal=request.state.principal.arn,
             request_body=body,
         )
-        return future, _metric_rows(request, group, body, decoded.events)
+        return future, _metric_rows(request, group, body, decoded)
 
     request.state.audit_summary = {"logEventBytes": len(body)}
     future, rows = await asyncio.to_thread(decode_and_submit)
@@ -145,21 +145,27 @@ async def put_log_events(
     return result
 
 
-def _may_hold_emf(body: bytes) -> bool:
-    """False when no event of ``body`` can be an EMF document: a message holds ``"_aws"``
-    only if the body spells ``_aws`` literally or escapes characters with ``\\u``."""
+def _may_hold_emf(body: bytes, decoded: DecodedBatch) -> bool:
+    """False when no event of the batch can be an EMF document (a JSON object with a root
+    ``_aws`` member). Where the decoder saw every event's keys that is a set lookup; else a
+    message holds ``"_aws"`` only if the body spells ``_aws`` or escapes characters with
+    ``\\u`` (a scan of the body: about 0.5 ms for 1,000 events)."""
+    if decoded.root_keys is not None:
+        return "_aws" in decoded.root_keys
     return b"_aws" in body or b"\\u" in body
 
 
-def _metric_rows(request: Request, group: str, body: bytes, events: pa.Table) -> pa.Table | None:
+def _metric_rows(
+    request: Request, group: str, body: bytes, decoded: DecodedBatch
+) -> pa.Table | None:
     """The metric rows of a batch (EMF documents, spec metrics §3, and the group's metric
     filters, §4), or None when it yields none. Runs before the events are durable: a failure
     here is logged and never fails the ingest."""
     filters = registry_for(request.app.state)
-    if not filters.filters_for(group) and not _may_hold_emf(body):
+    if not filters.filters_for(group) and not _may_hold_emf(body, decoded):
         return None
     try:
-        rows = batch_metrics(events, group, filters, now_ms=int(time.time() * 1000))
+        rows = batch_metrics(decoded.events, group, filters, now_ms=int(time.time() * 1000))
     except Exception:
         log.exception("metrics of a batch for %s could not be extracted", group)
         return None

@@ -107,13 +107,20 @@ class Lake:
 def _sorted_by_time(table: pa.Table) -> pa.Table:
     """The table in (ts_ms, seq) order; most flushes arrive in order, and checking is cheaper
     than sorting (the sort was a tenth of the server's CPU under load)."""
-    ts = table.column("ts_ms")
-    n = table.num_rows
-    if n < 2 or pc.all(pc.less_equal(ts.slice(0, n - 1), ts.slice(1))).as_py():
+    if _ascending(table.column("ts_ms")):
         return table
-    # One chunk per memtable batch: taking across hundreds of chunks cost 2.5x the CPU of
-    # concatenating them first and taking from one.
-    return table.combine_chunks().sort_by([("ts_ms", "ascending"), ("seq", "ascending")])
+    # Arrow's sort is stable, so rows already in seq order (a flush: the memtable holds its
+    # batches in commit order) need only the time as key, a seventh of a two-key sort. The
+    # take reads the chunks in place; concatenating them first costs more than it saves.
+    keys = [("ts_ms", "ascending")]
+    if not _ascending(table.column("seq")):
+        keys.append(("seq", "ascending"))
+    return table.take(pc.sort_indices(table, sort_keys=keys))
+
+
+def _ascending(column: pa.ChunkedArray) -> bool:
+    n = len(column)
+    return n < 2 or bool(pc.all(pc.less_equal(column.slice(0, n - 1), column.slice(1))).as_py())
 
 
 def _split_by_hour(table: pa.Table) -> list[tuple[int, pa.Table]]:

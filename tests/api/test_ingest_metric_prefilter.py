@@ -9,23 +9,41 @@ import time
 import httpx
 import pytest
 
+from ingest.decode import decode_events
 from ingest.routes import _may_hold_emf
 
 NDJSON = {"Content-Type": "application/x-ndjson"}
 
 
 @pytest.mark.parametrize(
-    ("body", "expected"),
+    ("body", "expected", "keys_known"),
     [
-        (b'{"level": "info", "msg": "plain"}\n', False),
-        (b'{"_aws": {}}\n', True),
-        (b'{"message": "\\u005faws"}\n', True),  # decodes to _aws
-        (b"plain text line\n", False),
+        (b'{"level": "info", "msg": "plain"}\n', False, True),
+        (b'{"level": "info", "msg": "says _aws and \\u0041"}\n', False, True),
+        (b'{"_aws": {}}\n', True, True),
+        (b'{"a": 1}\n{"_aws": null}\n', True, True),  # a parsing error to count
+        (b'{"\\u005faws": {"Timestamp": 1}}\n', True, True),  # the key decodes to _aws
+        (b'{"_aws": {"CloudWatchMetrics": []}}\n', True, False),  # arrays: per event
+        (b'{"message": "\\u005faws"}\n', True, False),  # decodes to _aws
+        (b'{"message": "plain"}\n', False, False),
+        (b"plain text line\n", False, False),
     ],
-    ids=["plain", "literal", "escaped", "text"],
+    ids=[
+        "plain",
+        "mentions-in-values",
+        "literal",
+        "null-aws",
+        "escaped-key",
+        "array",
+        "escaped-message",
+        "message",
+        "text",
+    ],
 )
-def test_may_hold_emf(body: bytes, expected: bool) -> None:
-    assert _may_hold_emf(body) is expected
+def test_may_hold_emf(body: bytes, expected: bool, keys_known: bool) -> None:
+    decoded = decode_events(body, "application/x-ndjson", now_ms=int(time.time() * 1000))
+    assert (decoded.root_keys is not None) is keys_known
+    assert _may_hold_emf(body, decoded) is expected
 
 
 def test_escaped_emf_document_in_a_message_becomes_metrics(client: httpx.Client) -> None:
