@@ -22,6 +22,7 @@ from server.cli_logs import logs_app
 from server.cli_metrics import metrics_app
 from server.cli_query import query
 from server.cli_tail import tail
+from server.serving import uvicorn_config
 from store.memory import use_server_memory_pool
 
 app = typer.Typer(
@@ -75,13 +76,10 @@ def serve(
         err=True,
     )
     use_server_memory_pool()
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=log_level.lower(),
-        timeout_graceful_shutdown=10,
+    config = uvicorn_config(
+        create_app(settings), host=settings.host, port=settings.port, log_level=log_level.lower()
     )
+    uvicorn.Server(config).run()
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ import uvicorn
 
 from iam import format_key_pair, generate_key_pair, generate_master_key
 from server.app import create_app
+from server.serving import uvicorn_config
 from server.settings import Settings
 
 ADMIN_KEY = format_key_pair(*generate_key_pair())
@@ -64,7 +65,7 @@ class RunningServer:
         sock.bind(("127.0.0.1", 0))
         self._sock = sock
         self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        config = uvicorn.Config(self.app, log_level="warning", lifespan="on")
+        config = uvicorn_config(self.app, log_level="warning", lifespan="on")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]})
 

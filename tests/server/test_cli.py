@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
@@ -117,3 +118,30 @@ def test_cli_errors_are_one_line_and_exit_1(server: RunningServer) -> None:
     unreachable = run_cli("tail", "app", "--server", "http://127.0.0.1:9", "--key", ADMIN_KEY)
     assert unreachable.returncode == 1 and "cannot reach the server" in unreachable.stderr
     assert run_cli("tail").returncode == 2
+
+
+def test_serve_ignores_forwarded_for_unless_the_proxy_is_trusted(tmp_path: Path) -> None:
+    """With no trusted proxies (the default), a local caller cannot choose the source IP that
+    the audit trail records and IAM's wk:SourceIp conditions see."""
+    server = ServeProcess(tmp_path / "data").start()
+    try:
+        with httpx.Client(
+            base_url=server.url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=30
+        ) as client:
+            forged = client.put(
+                "/api/v1/logs/groups/forwarded", headers={"X-Forwarded-For": "203.0.113.5"}
+            )
+            assert forged.status_code == 201, forged.text
+            request_id = forged.headers["x-amzn-requestid"]
+            found = client.get(
+                "/api/v1/audit/events",
+                params={"lookup_key": "EventName", "lookup_value": "CreateLogGroup"},
+            ).json()["events"]
+    finally:
+        server.terminate()
+    (record,) = [
+        r
+        for r in (json.loads(e["cloudtrail_event"]) for e in found)
+        if r["requestID"] == request_id
+    ]
+    assert record["sourceIPAddress"] == "127.0.0.1"
