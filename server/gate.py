@@ -22,6 +22,7 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
+from starlette.requests import ClientDisconnect
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -30,7 +31,7 @@ from audit.floods import AuthFailureLimiter
 from audit.levels import CallFacts, Level, level_for
 from audit.record import Account, ApiCall, Identity, api_call_record, event_source
 from audit.trail import AuditTrail, AuditUnavailable
-from core.errors import AccessDenied, Unauthenticated, Unavailable, WatchkeepError
+from core.errors import AccessDenied, BadRequest, Unauthenticated, Unavailable, WatchkeepError
 from core.operations import Operation
 from iam.decide import decide, denial_message
 from iam.directory import Directory, Principal
@@ -50,6 +51,9 @@ from server.held import BodyCapture, HeldResponse, with_body
 log = logging.getLogger(__name__)
 
 EXEMPT_PATHS = frozenset({"/healthz", "/readyz"})
+INCOMPLETE_BODY = (
+    "the request body ended early: the client closed the connection or sent broken chunks"
+)
 
 
 class Services:
@@ -110,6 +114,12 @@ class Gate:
                     )
                 if isinstance(exc, Unauthenticated | AccessDenied) and body.limit:
                     await body.drain()
+                out.replace(watchkeep_error_response(exc))
+                call.error_code, call.error_message = exc.code, exc.message
+            except ClientDisconnect:
+                # The body ended short: the client hung up mid-body, or its chunked encoding
+                # broke. The client's doing, not a server failure; nobody reads the answer.
+                exc = BadRequest(INCOMPLETE_BODY)
                 out.replace(watchkeep_error_response(exc))
                 call.error_code, call.error_message = exc.code, exc.message
             except Exception:

@@ -122,3 +122,35 @@ def test_unknown_routes_are_recorded_as_unknown_operations(gated: RunningServer)
         assert record["errorCode"] == code
         assert record["readOnly"] is False
     assert httpx.get(f"{gated.url}/healthz").headers.get("x-amzn-requestid") is None
+
+
+@pytest.mark.parametrize(
+    "body_part",
+    [
+        b'Content-Length: 100\r\n\r\n{"a":',  # hangs up 95 bytes short
+        b"Transfer-Encoding: chunked\r\n\r\nzz\r\n",  # a chunk size that is not hex
+    ],
+    ids=["short", "bad-chunk"],
+)
+def test_a_body_that_ends_early_is_the_clients_error(
+    gated: RunningServer, body_part: bytes
+) -> None:
+    host, port = gated.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(
+            b"POST /api/v1/logs/events?group=short HTTP/1.1\r\nHost: x\r\n"
+            + f"Authorization: Bearer {ADMIN_KEY}\r\n".encode()
+            + b"Content-Type: application/x-ndjson\r\n"
+            + body_part
+        )
+        time.sleep(0.2)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        found = [r for r in records_for(gated) if r["eventName"] == "PutLogEvents"]
+        if found:
+            break
+        time.sleep(0.1)
+    (record,) = found
+    assert record["errorCode"] == "InvalidParameterException"
+    assert "ended early" in record["errorMessage"]
+    assert record["additionalEventData"]["watchkeep"]["httpStatus"] == 400
