@@ -27,6 +27,9 @@ class RequestTarget:
     # The request declares a body (a non-zero Content-Length, or chunked): known from the
     # headers alone, so that an operation can be chosen before the body is read.
     has_body: bool = False
+    # Query parameters that take one value but were given more than once (refused: the
+    # handler would use one value while the gate authorized and audited them all).
+    repeated: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

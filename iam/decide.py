@@ -18,7 +18,15 @@ from typing import Any, Literal
 from iam.matching import RequestContext
 from iam.policy import NamedPolicy, Statement
 
-__all__ = ["Decision", "DecisionKind", "NamedPolicy", "RequestContext", "decide", "denial_message"]
+__all__ = [
+    "Decision",
+    "DecisionKind",
+    "NamedPolicy",
+    "RequestContext",
+    "allows_any",
+    "decide",
+    "denial_message",
+]
 
 DecisionKind = Literal["Allow", "ExplicitDeny", "ImplicitDeny", "NotEvaluated"]
 
@@ -109,6 +117,20 @@ def decide(
             first = allow
     assert first is not None  # targets is never empty
     return Decision("Allow", action, given, first[0], first[1].sid)
+
+
+def allows_any(policies: Sequence[NamedPolicy], action: str, ctx: RequestContext) -> bool:
+    """Whether some statement allows ``action`` on some resource, its conditions holding.
+
+    For an operation whose targets are known only once its body is read: a caller for whom
+    this is False can never be allowed, so it is refused before the body is read and its
+    validation errors tell it nothing (DESIGN, Security: authorize before validating).
+    """
+    return any(
+        statement.effect == "Allow" and _applies(statement, action, ctx)
+        for policy in policies
+        for statement in policy.document.statements
+    )
 
 
 def _applies(statement: Statement, action: str, ctx: RequestContext) -> bool:

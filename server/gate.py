@@ -33,7 +33,7 @@ from audit.record import Account, ApiCall, Identity, api_call_record, event_sour
 from audit.trail import AuditTrail, AuditUnavailable
 from core.errors import AccessDenied, BadRequest, Unauthenticated, Unavailable, WatchkeepError
 from core.operations import Operation
-from iam.decide import decide, denial_message
+from iam.decide import Decision, allows_any, decide, denial_message
 from iam.directory import Directory, Principal
 from iam.keystore import KeyRing
 from iam.matching import RequestContext
@@ -119,9 +119,9 @@ class Gate:
             except ClientDisconnect:
                 # The body ended short: the client hung up mid-body, or its chunked encoding
                 # broke. The client's doing, not a server failure; nobody reads the answer.
-                exc = BadRequest(INCOMPLETE_BODY)
-                out.replace(watchkeep_error_response(exc))
-                call.error_code, call.error_message = exc.code, exc.message
+                incomplete = BadRequest(INCOMPLETE_BODY)
+                out.replace(watchkeep_error_response(incomplete))
+                call.error_code, call.error_message = incomplete.code, incomplete.message
             except Exception:
                 log.exception("unexpected error (request id %s)", call.request_id)
                 out.replace(internal_failure_response(call.request_id))
@@ -218,6 +218,16 @@ class Gate:
             call.authorization = decision.to_audit()
             if decision.decision != "Allow":
                 raise AccessDenied(denial_message(principal.arn, op.action, decision))
+        elif not principal.is_root and not allows_any(principal.policies, op.action, ctx):
+            # The targets are named in the body, but no policy allows this action on anything:
+            # refuse before the body is read, so that its validation tells this caller nothing.
+            decision = Decision("ImplicitDeny", op.action, (), denied_resource="*")
+            call.authorization = decision.to_audit()
+            raise AccessDenied(denial_message(principal.arn, op.action, decision))
+        if target.repeated:
+            name = target.repeated[0]
+            count = len(target.query_lists[name])
+            raise BadRequest(f"the query parameter {name!r} is given {count} times; it takes one")
         state["operation"] = op
         state["resources"] = call.resources
         state["authorize"] = authorize

@@ -6,7 +6,8 @@ The gate (``server.gate``) resolves these before it authenticates anyone: they n
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
 from urllib.parse import parse_qs
 
 from starlette.routing import BaseRoute, Match, Route
@@ -52,6 +53,7 @@ def resolve_operation(
         if op is None:  # check_registry makes this unreachable; deny all the same
             return None
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        single = _single_valued_query(route)
         target = RequestTarget(
             path_params=child.get("path_params", {}),
             query={k: v[-1] for k, v in query.items()},
@@ -59,11 +61,47 @@ def resolve_operation(
             region=account.region,
             account_id=account.account_id,
             has_body=op.choose is not None and declares_body(scope),
+            repeated=tuple(n for n, values in query.items() if len(values) > 1 and n in single),
         )
         if op.choose is not None:
             op = op.choose(target, scope["app"].state)
         return op, target
     return None
+
+
+_SINGLE_VALUED: dict[int, frozenset[str]] = {}  # by id(route): routes live as long as the app
+
+
+def _single_valued_query(route: Route) -> frozenset[str]:
+    """The query parameters a route declares with one value (not a list)."""
+    found = _SINGLE_VALUED.get(id(route))
+    if found is None:
+        found = frozenset(
+            p.alias for p in _query_fields(route) if not _is_sequence(p.field_info.annotation)
+        )
+        _SINGLE_VALUED[id(route)] = found
+    return found
+
+
+def _query_fields(route: Route) -> list[Any]:
+    """FastAPI's query parameter fields of a route, its dependencies' included."""
+    found: list[Any] = []
+    dependants = [getattr(route, "dependant", None)]
+    while dependants:
+        dependant = dependants.pop()
+        if dependant is not None:
+            found += dependant.query_params
+            dependants += dependant.dependencies
+    return found
+
+
+def _is_sequence(annotation: Any) -> bool:
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _is_sequence(get_args(annotation)[0])
+    if origin in (Union, UnionType):
+        return any(_is_sequence(arg) for arg in get_args(annotation))
+    return (origin or annotation) in (list, tuple, set, frozenset)
 
 
 def request_parameters(target: RequestTarget) -> dict[str, Any] | None:

@@ -234,3 +234,49 @@ def test_malformed_policies_are_refused_when_stored(
         assert error["code"] == "MalformedPolicyDocumentException"
         assert fragment in error["message"]
         assert root.get("/api/v1/iam/policies/bad").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/api/v1/metrics/data", b"{bad"),
+        ("POST", "/api/v1/metrics/data", b'{"namespace": 5}'),
+        ("POST", "/api/v1/queries", b"{bad"),
+        ("PUT", "/api/v1/query-definitions/x", b"{bad"),
+        ("GET", "/api/v1/queries/no-such-query", b""),
+    ],
+)
+def test_a_caller_no_policy_allows_is_refused_before_its_body_is_read(
+    server: RunningServer, method: str, path: str, body: bytes
+) -> None:
+    """Operations whose targets are named in the body still authorize first: a caller who may
+    never perform the action learns nothing from validation errors or lookups."""
+    key = key_with(server, allow("logs:DescribeLogGroups"))
+    response = httpx.request(
+        method,
+        f"{server.url}{path}",
+        content=body,
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
+    assert response.status_code == 403, response.text
+    assert "because no identity-based policy allows" in response.json()["error"]["message"]
+
+
+def test_a_single_valued_parameter_given_twice_is_refused(server: RunningServer) -> None:
+    """The handler would use the last value while the gate authorized (and the audit trail
+    named) every one, so a write could be audited against a group it never touched."""
+    key = key_with(server, allow(PUT, GROUP_ARN + "*"), allow("logs:CreateLog*", GROUP_ARN + "*"))
+    response = httpx.post(
+        f"{server.url}/api/v1/logs/events?group=dev-api&group=prod-api",
+        content=b'{"message": "m"}\n',
+        headers={"Authorization": f"Bearer {key}", **NDJSON},
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["message"] == (
+        "the query parameter 'group' is given 2 times; it takes one"
+    )
+    with root_client(server) as root:
+        dry = root.post("/api/v1/logs/retention?dry_run=true&dry_run=false")
+        assert dry.status_code == 400, dry.text
+        both = root.get("/api/v1/logs/events?group=dev-api&group=prod-api&limit=1")
+        assert both.status_code == 200, both.text  # FilterLogEvents takes several groups
