@@ -5,12 +5,14 @@ Plain methods the server's scheduler calls. ``StoreUpkeep`` is a base of ``store
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 from dataclasses import dataclass
 
 import pyarrow.parquet as pq
 
-from core.errors import StorageFull
+from core.errors import StorageFull, WatchkeepError
 from store import catalog
 from store.idempotency import KeyRecord
 from store.log_state import StoreState
@@ -45,21 +47,28 @@ class StoreUpkeep(StoreState):
             closed = self._commit.rotate() if self._commit is not None else []
             snapshot = self._memtable.snapshot_all()
             self._oldest_unflushed = self._clock() if self._memtable.size_bytes else None
-            flushed, failed = 0, False
+            flushed = 0
+            failures: list[tuple[str, OSError]] = []
             for group_id, batches in snapshot.items():
                 try:
                     flushed += self._flush_group(group_id, batches)
                 except OSError as exc:
-                    failed = True
-                    log.error("flushing log group %s failed: %s", group_id, exc)
-            if not failed and self._commit is not None:
+                    group = self._group_label(group_id)
+                    failures.append((group, exc))
+                    log.error("flushing log group %s failed: %s", group, _os_error_text(exc))
+            if failures:
+                raise _flush_error(failures)
+            if self._commit is not None:
                 self._commit.forget(closed)
-            elif not failed:
+            else:
                 for path in closed:
                     path.unlink(missing_ok=True)
-            if failed:
-                raise StorageFull("could not write Parquet segments; events stay in the WAL")
             return flushed
+
+    def _group_label(self, group_id: int) -> str:
+        state = self._by_id.get(group_id)
+        name = state.row.name if state is not None else "(deleted)"
+        return f"{name[:80]!r}{'...' if len(name) > 80 else ''} (id {group_id})"
 
     def _flush_group(self, group_id: int, batches: list[MemBatch]) -> int:
         keys = [KeyRecord.unpack(b.idempotency) for b in batches if b.idempotency is not None]
@@ -175,3 +184,41 @@ class StoreUpkeep(StoreState):
             return True
         oldest = self._oldest_unflushed
         return oldest is not None and self._clock() - oldest >= self.config.flush_interval_s
+
+
+# Out of space (or quota): the one flush failure that is the operator's "disk full".
+_NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def _os_error_text(exc: OSError) -> str:
+    """``exc`` as "<errno text> [<ERRNO>] at <path>", whichever parts it carries."""
+    if exc.errno is None:
+        text = str(exc)
+    else:
+        text = f"{os.strerror(exc.errno)} [{errno.errorcode.get(exc.errno, exc.errno)}]"
+    return f"{text} at {exc.filename}" if exc.filename is not None else text
+
+
+def _flush_error(failures: list[tuple[str, OSError]]) -> WatchkeepError:
+    """The error a failed flush raises: ``StorageFull`` only when a disk or quota is full."""
+    full = [(g, e) for g, e in failures if e.errno in _NO_SPACE]
+    group, exc = (full or failures)[0]
+    others = f" (and {len(failures) - 1} more log group(s))" if len(failures) > 1 else ""
+    details = {"errno": errno.errorcode.get(exc.errno or 0), "path": exc.filename}
+    error: WatchkeepError
+    if full:
+        error = StorageFull(
+            f"could not write Parquet segments of log group {group}{others}: "
+            f"{_os_error_text(exc)}; free disk space or raise the quota; "
+            "the events stay in the WAL",
+            retry_after_s=5,
+            details=details,
+        )
+    else:
+        error = WatchkeepError(
+            f"could not write Parquet segments of log group {group}{others}: "
+            f"{_os_error_text(exc)}; the events stay in the WAL",
+            details=details,
+        )
+    error.__cause__ = exc
+    return error
