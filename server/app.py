@@ -66,6 +66,7 @@ def create_app(
         services=services,
         account=account(settings),
         trusted_proxies=settings.trusted_proxies,
+        max_body_bytes=settings.max_body_bytes,
         # The console's page and static files are not API calls (spec audit §2.7).
         is_exempt=lambda path: path in EXEMPT_PATHS or is_console_path(path),
     )

@@ -57,6 +57,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONBody:
+        if isinstance(exc.__cause__, WatchkeepError):
+            # FastAPI wraps what reading a body raised (a body over the size limit) in a 400
+            # "error parsing the body": answer the error itself.
+            return watchkeep_error_response(exc.__cause__)
         code = _HTTP_CODES.get(exc.status_code, "InvalidParameterException")
         message = str(exc.detail)
         if exc.status_code == 404:

@@ -78,6 +78,7 @@ class Gate:
         account: Account,
         trusted_proxies: Sequence[str] = (),
         is_exempt: Callable[[str], bool] = lambda path: path in EXEMPT_PATHS,
+        max_body_bytes: int | None = None,
     ) -> None:
         self.app = app
         self._routes = api_routes(routes)
@@ -85,6 +86,7 @@ class Gate:
         self._account = account
         self._proxies = [ipaddress.ip_network(p, strict=False) for p in trusted_proxies]
         self._is_exempt = is_exempt
+        self._max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or self._is_exempt(scope["path"]):
@@ -163,7 +165,9 @@ class Gate:
             call.request_sensitive = op.request_sensitive
             call.response_sensitive = op.response_sensitive
             if op.payload_is_data:
-                body.limit = 0
+                body.limit = 0  # and the handler checks its own size limits
+            else:
+                body.max_bytes = self._max_body_bytes
         else:
             call.event_source = source_from_path(scope["path"])
         if not self._services.ready:

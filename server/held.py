@@ -13,6 +13,9 @@ import anyio
 import orjson
 from starlette.types import Message, Receive, Send
 
+from core.errors import PayloadTooLarge
+from core.units import format_size
+
 __all__ = ["MAX_CAPTURED_BODY", "REQUEST_ID_HEADER", "BodyCapture", "HeldResponse", "with_body"]
 
 # Bodies up to this size are kept for requestParameters; larger ones are summarized by size.
@@ -120,18 +123,34 @@ class HeldResponse:
 
 
 class BodyCapture:
-    """Passes the request body through, keeping a copy (up to a limit) for the record."""
+    """Passes the request body through, keeping a copy (up to a limit) for the record.
 
-    def __init__(self, receive: Receive, limit: int = MAX_CAPTURED_BODY) -> None:
+    With ``max_bytes`` set, a body that grows past it is refused (413) as it is read, for the
+    routes that parse their bodies whole; the data routes enforce their own limits.
+    """
+
+    def __init__(
+        self, receive: Receive, limit: int = MAX_CAPTURED_BODY, max_bytes: int | None = None
+    ) -> None:
         self._receive = receive
         self.limit = limit
+        self.max_bytes = max_bytes
         self.data = b""
         self.size = 0
+        self.received = 0
 
     async def receive(self) -> Message:
         message = await self._receive()
-        if message["type"] == "http.request" and self.limit:
-            chunk = message.get("body", b"")
+        if message["type"] != "http.request":
+            return message
+        chunk = message.get("body", b"")
+        self.received += len(chunk)
+        if self.max_bytes is not None and self.received > self.max_bytes:
+            raise PayloadTooLarge(
+                f"the request body is larger than {format_size(self.max_bytes)}",
+                details={"limit_bytes": self.max_bytes},
+            )
+        if self.limit:
             self.size += len(chunk)
             if self.size <= self.limit:
                 self.data += chunk
