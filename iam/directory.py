@@ -27,6 +27,7 @@ from iam.keystore import (
     AccessKey,
     AuthenticatedKey,
     KeyRing,
+    get_key,
     list_keys,
     put_key,
     set_status,
@@ -90,6 +91,9 @@ class Directory:
         self._account_id = account_id
         self._clock = clock
         self._lock = threading.Lock()
+        # Held while a key is deactivated or deleted: two callers must not each remove one of
+        # the last two active root keys, both having seen the other.
+        self._key_changes = threading.Lock()
         self._principals: dict[str, Principal] = {}
         self.usage = KeyUsage(connect)
 
@@ -283,13 +287,16 @@ class Directory:
         return listed
 
     def set_access_key_status(self, key_id: str, status: str) -> None:
-        with self._connect() as conn:
+        with self._key_changes, self._connect() as conn:
+            if status != ACTIVE:
+                _keep_a_root_key(conn, key_id, "deactivate")
             if not set_status(conn, key_id, status):
                 raise NotFound(f"no access key {key_id}")
         self._changed()
 
     def delete_access_key(self, key_id: str) -> None:
-        with self._connect() as conn:
+        with self._key_changes, self._connect() as conn:
+            _keep_a_root_key(conn, key_id, "delete")
             row = conn.execute(
                 "DELETE FROM access_keys WHERE access_key_id = ? RETURNING principal", [key_id]
             ).fetchone()
@@ -487,3 +494,25 @@ def _attached(conn: duckdb.DuckDBPyConnection, kind: str, name: str) -> list[str
         [kind, name],
     ).fetchall()
     return [r[0] for r in rows]
+
+
+class LastRootKey(Conflict):
+    """Raised when a change would leave no active root key: every call would then get 401."""
+
+    code = "DeleteConflictException"  # IAM's name for a removal that other state forbids
+
+
+def _keep_a_root_key(conn: duckdb.DuckDBPyConnection, key_id: str, verb: str) -> None:
+    """Refuse to deactivate or delete the only active root key. Only a restart with
+    ``WATCHKEEP_ADMIN_KEY`` could let anyone in again, so rotating the root key is done that
+    way: the new pair becomes the root key, and the old ones are deactivated."""
+    key = get_key(conn, key_id)
+    if key is None or key.principal != ROOT_PRINCIPAL or key.status != ACTIVE:
+        return
+    roots = [k for k in list_keys(conn) if k.principal == ROOT_PRINCIPAL and k.status == ACTIVE]
+    if len(roots) == 1:
+        raise LastRootKey(
+            f"cannot {verb} {key_id}: it is the only active root key, and without it no call "
+            "could be authorized; to rotate it, restart with WATCHKEEP_ADMIN_KEY set to a new "
+            "key pair (the old root key is then deactivated)"
+        )
