@@ -3,8 +3,8 @@
 A whole load (start, reload) validates both together with ``load_rule_texts``, so names stay
 unique across files and the API, composites may reference either, and one bad file changes
 nothing (spec §6.1). API definitions are kept as JSON documents in the rule-file shape and
-handed to the loader as one more YAML file named ``api`` (JSON is YAML), so their errors carry
-a line and column too.
+handed to the loader as one more YAML file named ``api`` (JSON is YAML). The errors of one API
+body name their JSON path in it, not a line of that internal text.
 
 Putting or deleting one API alarm or silence does not load everything again: the document is
 validated on its own and merged into the running ``RuleSet``, which is already valid
@@ -75,12 +75,38 @@ def load_all(
 def put_alarm(ruleset: RuleSet, kind: str, document: dict[str, Any]) -> RuleSet:
     """``ruleset`` with one API alarm created or replaced; ``RulesError`` if it is invalid."""
     definition = {document["name"]: {"kind": kind, "alarm": document}}
-    return merge_rule_texts(ruleset, [(API_SOURCE, _api_text(definition, {}))])
+    return _merge_body(ruleset, _api_text(definition, {}), KINDS[kind], "alarm")
 
 
 def put_silence(ruleset: RuleSet, document: dict[str, Any]) -> RuleSet:
     """``ruleset`` with one API silence created or replaced (by ``id``)."""
-    return merge_rule_texts(ruleset, [(API_SOURCE, _api_text({}, {document["id"]: document}))])
+    text = _api_text({}, {document["id"]: document})
+    return _merge_body(ruleset, text, "silences", "silence")
+
+
+def _merge_body(ruleset: RuleSet, text: str, section: str, what: str) -> RuleSet:
+    """``merge_rule_texts`` of one API body, its errors named by their JSON path in the body
+    (``threshold``): the line and column of the text it was checked as mean nothing to a client
+    who sent JSON. ``details`` keeps every issue as the loader gave it, plus that ``path``."""
+    try:
+        return merge_rule_texts(ruleset, [(API_SOURCE, text)])
+    except RulesError as exc:
+        prefix = f"{section}[0]"
+        paths = [
+            issue.field.removeprefix(prefix).removeprefix(".")
+            if issue.field.startswith(prefix)
+            else issue.field
+            for issue in exc.issues
+        ]
+        lines = [
+            f"{path}: {issue.message}" if path else issue.message
+            for path, issue in zip(paths, exc.issues, strict=True)
+        ]
+        error = RulesError(exc.issues, title=f"invalid {what}", lines=lines)
+        error.details["errors"] = [
+            {**issue.as_dict(), "path": path} for path, issue in zip(paths, exc.issues, strict=True)
+        ]
+        raise error from None
 
 
 def remove_alarm(ruleset: RuleSet, name: str) -> RuleSet:

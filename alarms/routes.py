@@ -8,6 +8,7 @@ webhook outbox (dead deliveries and their replay) are in ``alarms.silence_routes
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from typing import Any, Literal
 
@@ -18,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from alarms.actions import configuration
 from alarms.definitions import API_SOURCE, AlarmInUse
 from alarms.engine import AlarmEngine, Rule
+from alarms.rule_checks import check_api_name
 from alarms.state import AlarmStatus
 from alarms.store import HistoryQuery
 from core.bodies import read_limited
@@ -233,6 +235,8 @@ async def _put(request: Request, name: str, kind: str) -> dict[str, Any]:
             "is another resource; choose another name",
             details={"field": "name"},
         )
+    if problem := check_api_name(name):
+        raise BadRequest(problem, details={"field": "name"})
     document = await json_object(request, "one alarm")
     named = document.setdefault("name", name)
     if named != name:
@@ -265,6 +269,8 @@ async def json_object(request: Request, what: str) -> dict[str, Any]:
         raise BadRequest(f"the body is not valid JSON: {exc}") from None
     if not isinstance(document, dict):
         raise BadRequest(f"the body must be a JSON object: {what} as in a rule file")
+    if problem := not_json(document, "the body"):
+        raise BadRequest(problem)
     return document
 
 
@@ -281,15 +287,60 @@ def _reason_data(value: dict[str, Any] | str | None) -> dict[str, Any]:
     """StateReasonData must be JSON (spec §5.8.4): an object, or a string holding one."""
     if value is None:
         return {}
-    if isinstance(value, dict):
-        return _bounded(value)
+    if isinstance(value, str):
+        try:
+            value = orjson.loads(value)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidFormat(f"reason_data is not valid JSON: {exc}") from None
+        if not isinstance(value, dict):
+            raise InvalidFormat("reason_data must be a JSON object")
+    # The object form comes from FastAPI's parser, which reads NaN, Infinity, 1e400 and lone
+    # surrogates: refused here, before the state changes, as the string form is by orjson.
+    if problem := not_json(value, "reason_data"):
+        raise InvalidFormat(
+            f"{problem}; StateReasonData must be valid JSON (spec §5.8.4)",
+            details={"field": "reason_data"},
+        )
+    return _bounded(value)
+
+
+# Far deeper than any alarm, silence or reason data; bodies are written again inside other
+# documents (rule texts, states, webhooks), and orjson writes at most 254 levels.
+MAX_NESTING = 64
+
+
+def not_json(value: Any, path: str) -> str | None:
+    """What in ``value`` is not JSON, or nested too deeply to be written again, or None."""
+    return _not_json(value, path, path, 0)
+
+
+def _not_json(value: Any, path: str, root: str, depth: int) -> str | None:
+    if depth > MAX_NESTING:
+        return f"{root} is nested more than {MAX_NESTING} levels deep"
+    if isinstance(value, float) and not math.isfinite(value):
+        shown = "NaN" if math.isnan(value) else "Infinity or a number beyond ±1.8e308"
+        return f"{path} is {shown}, which is not a JSON number"
+    if isinstance(value, str) and not _is_utf8(value):
+        return f"{path} holds a lone surrogate (\\ud800-\\udfff), which is not JSON text"
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            if problem := _not_json(item, f"{path}[{index}]", root, depth + 1):
+                return problem
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if not _is_utf8(key):
+                return f"a key in {path} holds a lone surrogate, which is not JSON text"
+            if problem := _not_json(item, f"{path}.{key}", root, depth + 1):
+                return problem
+    return None
+
+
+def _is_utf8(text: str) -> bool:
     try:
-        parsed = orjson.loads(value)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidFormat(f"reason_data is not valid JSON: {exc}") from None
-    if not isinstance(parsed, dict):
-        raise InvalidFormat("reason_data must be a JSON object")
-    return _bounded(parsed)
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _bounded(data: dict[str, Any]) -> dict[str, Any]:

@@ -51,6 +51,30 @@ def _check_name(name: str) -> str | None:
     return None
 
 
+def check_api_name(name: str, *, silence: bool = False) -> str | None:
+    """Why ``name`` cannot name an alarm (or, with ``silence``, a silence) created through the
+    API, or None. Stricter than ``_check_name``, as CloudWatch is: never blank, no whitespace at
+    either end; and a silence id holds no ``/``, which would make it unreachable at
+    ``DELETE /api/v1/alarms/silences/{id}``. Checked at put time only: a name that a rule file
+    or a stored definition already uses must not stop the rules from loading.
+    """
+    if silence:
+        rule = (
+            "a silence id is 1 to 255 characters without control characters or '/', and is "
+            "neither blank nor starts or ends with whitespace"
+        )
+        bad = "/" in name
+    else:
+        rule = (
+            "an alarm name is 1 to 255 characters without control characters, and is neither "
+            "blank nor starts or ends with whitespace"
+        )
+        bad = False
+    if bad or _check_name(name) or name.strip() != name:
+        return rule
+    return None
+
+
 def _check_alarm(alarm: MetricAlarm) -> list[tuple[Path_, str]]:
     out: list[tuple[Path_, str]] = []
     if problem := _check_name(alarm.name):

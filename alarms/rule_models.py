@@ -44,14 +44,21 @@ _NAME_CHARS = re.compile(r"[^\x00-\x1f\x7f]{1,255}")
 
 
 class RulesError(BadRequest):
-    """Raised when rule files are invalid; ``issues`` lists every problem found."""
+    """Raised when rule files are invalid; ``issues`` lists every problem found.
 
-    def __init__(self, issues: Sequence[RuleIssue]) -> None:
-        lines = [str(issue) for issue in issues]
+    ``lines`` (one per issue) replaces the ``file:line:column: field: message`` lines of the
+    message, for documents that are no file of the user's (an API body)."""
+
+    def __init__(
+        self,
+        issues: Sequence[RuleIssue],
+        *,
+        title: str = "invalid rules",
+        lines: Sequence[str] | None = None,
+    ) -> None:
+        lines = [str(issue) for issue in issues] if lines is None else list(lines)
         super().__init__(
-            "invalid rules:\n" + "\n".join(lines)
-            if len(lines) > 1
-            else f"invalid rules: {lines[0]}",
+            f"{title}:\n" + "\n".join(lines) if len(lines) > 1 else f"{title}: {lines[0]}",
             details={"errors": [issue.as_dict() for issue in issues]},
         )
         self.issues = tuple(issues)

@@ -7,10 +7,11 @@ from __future__ import annotations
 import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from alarms.rule_models import (
     Actions,
@@ -138,9 +139,7 @@ def _pydantic_issues(source: _Source, exc: ValidationError) -> list[RuleIssue]:
         node_path, rest = source.locate(loc)
         kind = error["type"]
         if kind == "extra_forbidden":
-            key = str(loc[-1])
-            known = list(RuleFile.model_fields) if len(loc) == 1 else sorted(_ALL_KEYS)
-            message = f"unknown key {key!r}{_suggest(key, known)}"
+            message = f"unknown key {str(loc[-1])!r}{_accepted(loc)}"
             issues.append(source.issue(node_path, message, at_key=True))
             continue
         field_path: Path_ = (*node_path, *(p for p in rest if p not in _TAGS))
@@ -159,8 +158,96 @@ _TAGS = {"webhook", "scaling", "[key]", "int", "float", "str", "list[Secret]", "
 
 
 def _suggest(key: str, known: Sequence[str]) -> str:
-    close = difflib.get_close_matches(key, known, n=1)
+    # Never the word itself: a key another model accepts is not a typo of itself.
+    close = difflib.get_close_matches(key, [k for k in known if k != key], n=1)
     return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _accepted(loc: Sequence[str | int]) -> str:
+    """For an unknown key at ``loc``: a close key that the model there accepts, or else the
+    keys it accepts (``metric`` is a metric alarm's key, never a composite alarm's)."""
+    key = str(loc[-1])
+    model = _model_at(loc[:-1])
+    if model is None:
+        return _suggest(key, sorted(_ALL_KEYS))
+    known = [
+        name if info.alias is None else info.alias for name, info in model.model_fields.items()
+    ]
+    parents = [part for part in loc[:-1] if isinstance(part, str) and part not in _TAGS]
+    noun = _NOUNS.get(model) or (f"`{parents[-1]}`" if parents else "a rule file")
+    return _suggest(key, known) or f"; {noun} accepts {', '.join(known)}"
+
+
+_NOUNS: dict[type[BaseModel], str] = {
+    RuleFile: "a rule file",
+    MetricAlarm: "a metric alarm",
+    CompositeAlarm: "a composite alarm",
+    Silence: "a silence",
+    WebhookTarget: "a webhook target",
+    ScalingTarget: "a scaling target",
+}
+
+
+def _model_at(loc: Sequence[str | int]) -> type[BaseModel] | None:
+    """The model a pydantic location points into (``("composites", 0)``: CompositeAlarm),
+    found by following the field types and the union tags pydantic puts in locations."""
+    current: Any = RuleFile
+    for part in loc:
+        current = _step(_unwrap(current), part)
+        if current is None:
+            return None
+    current = _unwrap(current)
+    return current if _is_model(current) else None
+
+
+def _step(annotation: Any, part: str | int) -> Any:
+    if _is_model(annotation):
+        for name, info in annotation.model_fields.items():
+            if part in (name, info.alias):
+                return info.annotation
+        return None
+    origin = get_origin(annotation)
+    if origin is list:
+        return get_args(annotation)[0] if isinstance(part, int) else None
+    if origin is dict:
+        return get_args(annotation)[1]
+    if origin in (Union, UnionType):  # the part is the tag of the member pydantic tried
+        for member in get_args(annotation):
+            if part in _tags(_unwrap(member)):
+                return member
+    return None
+
+
+def _unwrap(annotation: Any) -> Any:
+    """``X`` of ``Annotated[X, ...]`` and of ``X | None``."""
+    while True:
+        origin = get_origin(annotation)
+        if origin is Annotated:
+            annotation = get_args(annotation)[0]
+        elif origin in (Union, UnionType):
+            members = [m for m in get_args(annotation) if m is not type(None)]
+            if len(members) != 1:
+                return annotation
+            annotation = members[0]
+        else:
+            return annotation
+
+
+def _tags(annotation: Any) -> set[str]:
+    """The names pydantic gives a union member in locations: its class name or, in a
+    discriminated union, its ``type``; ``list[Secret]`` for a list."""
+    if _is_model(annotation):
+        field = annotation.model_fields.get("type")
+        values = get_args(field.annotation) if field is not None else ()
+        return {annotation.__name__, *map(str, values)}
+    if get_origin(annotation) is list:
+        (item,) = get_args(annotation)
+        return {f"list[{getattr(item, '__name__', item)}]"}
+    return {getattr(annotation, "__name__", str(annotation))}
+
+
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 
 _ALL_KEYS = {

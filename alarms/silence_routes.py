@@ -14,6 +14,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Query, Request
 
 from alarms.routes import alarm_engine, json_object
+from alarms.rule_checks import check_api_name
 from alarms.silences import is_active
 from core.errors import BadRequest, Unavailable
 from core.operations import Operation, RequestTarget, operation
@@ -73,8 +74,10 @@ async def put_silence(request: Request) -> dict[str, Any]:
         )
     document["created_by"] = request.state.principal.arn
     silence_id = document.setdefault("id", str(uuid.uuid4()))
-    if not isinstance(silence_id, str) or not silence_id:
-        raise BadRequest("the silence's `id` must be a non-empty string", details={"field": "id"})
+    if not isinstance(silence_id, str):
+        raise BadRequest("the silence's `id` must be a string", details={"field": "id"})
+    if problem := check_api_name(silence_id, silence=True):
+        raise BadRequest(problem, details={"field": "id"})
     await asyncio.to_thread(engine.put_silence, document)
     return {"id": silence_id}
 

@@ -16,12 +16,23 @@ GENESIS_TAG = b"WK-AUDIT-GENESIS-1\x00"
 ENTRY_TAG = b"WK-AUDIT-ENTRY-1\x00"
 
 
-def record_bytes(record: dict[str, Any]) -> bytes:
-    """The canonical bytes of a record: what is stored, hashed and returned as-is."""
+# What ``canonical_json`` raises for a value without a canonical form: ValueError for NaN,
+# infinities and lone surrogates (UnicodeEncodeError), TypeError for a type JSON lacks,
+# RecursionError for nesting deeper than the encoder recurses.
+NOT_JSON_ERRORS = (ValueError, TypeError, RecursionError)
+
+
+def canonical_json(value: Any) -> bytes:
+    """``value`` in the canonical form of record bytes (one of ``NOT_JSON_ERRORS`` if none)."""
     text = json.dumps(
-        record, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     )
     return text.encode("utf-8")
+
+
+def record_bytes(record: dict[str, Any]) -> bytes:
+    """The canonical bytes of a record: what is stored, hashed and returned as-is."""
+    return canonical_json(record)
 
 
 def genesis(trail_id: uuid.UUID) -> bytes:

@@ -20,6 +20,7 @@ from audit.redact import (
     MAX_STRING_BYTES,
     Redactor,
     cap_size,
+    not_json_marker,
     truncate_utf8,
 )
 
@@ -134,13 +135,13 @@ def api_call_record(call: ApiCall, level: Level, account: Account) -> dict[str, 
     redactor = Redactor()
     parameters = None
     if level >= Level.REQUEST:
-        parameters = redactor.redact(
-            call.request_parameters, "requestParameters", call.request_sensitive
+        parameters = _redacted(
+            redactor, call.request_parameters, "requestParameters", call.request_sensitive
         )
     response = None
     if level >= Level.REQUEST_RESPONSE and not call.read_only and call.error_code is None:
-        response = redactor.redact(
-            call.response_elements, "responseElements", call.response_sensitive
+        response = _redacted(
+            redactor, call.response_elements, "responseElements", call.response_sensitive
         )
     watchkeep: dict[str, Any] = {
         "schemaVersion": SCHEMA_VERSION,
@@ -196,6 +197,30 @@ def api_call_record(call: ApiCall, level: Level, account: Account) -> dict[str, 
         "watchkeep": cap_size(watchkeep, MAX_ADDITIONAL_BYTES),
     }
     return record
+
+
+def _redacted(redactor: Redactor, value: Any, root: str, sensitive: Mapping[str, str]) -> Any:
+    """``redactor.redact``, except that a member nested deeper than Python recurses (orjson
+    reads bodies of 1,024 levels) is replaced by a marker: the call is still recorded, with
+    the rest of its parameters (the alarm or group it names)."""
+    before = len(redactor.paths)
+    try:
+        return redactor.redact(value, root, sensitive)
+    except RecursionError:
+        del redactor.paths[before:]
+    if not isinstance(value, dict):
+        redactor.paths.append(root)
+        return not_json_marker(value)
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        before = len(redactor.paths)
+        try:
+            out.update(redactor.redact({key: item}, root, sensitive))
+        except RecursionError:
+            del redactor.paths[before:]
+            redactor.paths.append(f"{root}.{key}")
+            out[key] = not_json_marker(item)
+    return out
 
 
 def service_event_record(

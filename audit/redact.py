@@ -4,17 +4,21 @@ is serialized, so no secret can reach the WAL, a segment, a digest or a lookup.
 R2: members an operation marks sensitive are dropped or hidden. R3: a key whose name looks like
 a credential has its whole value hidden (pagination cursors excepted). R4: strings holding a
 known secret format (watchkeep secrets, PEM private keys, JWTs) are hidden wherever they
-appear. R7: oversized objects are replaced by a marker. Every replaced path is reported.
+appear. R7: oversized objects are replaced by a marker, and so are values that have no JSON
+form (``omit_not_json``). Every replaced path is reported.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import orjson
+
+from audit.chain import NOT_JSON_ERRORS, canonical_json
 
 HIDDEN = "HIDDEN_DUE_TO_SECURITY_REASONS"
 
@@ -113,10 +117,64 @@ def cap_size(value: Any, limit: int) -> Any:
     """R7: ``value`` itself, or a marker when its serialized form exceeds ``limit`` bytes."""
     if value is None:
         return None
-    size = len(orjson.dumps(value, default=str))
+    size: int | None
+    try:
+        size = len(orjson.dumps(value, default=str))
+    except orjson.JSONEncodeError:
+        # orjson stops at 254 levels of nesting, which a JSON body may exceed; a record that
+        # cannot be built leaves the request without a record and its caller without an answer.
+        size = _json_size(value)
+    if size is None:
+        return not_json_marker(value)
     if size <= limit:
         return value
     return {"omitted": True, "reason": "size", "originalBytes": size}
+
+
+# The blocks of a record that the recorder builds itself: a member inside them that is not
+# JSON is replaced alone, so the status, authorization and sequence number stay in the record.
+_OWN_BLOCKS = frozenset({"additionalEventData", "watchkeep"})
+
+
+def omit_not_json(record: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """``record`` with every member that has no canonical JSON form (NaN, infinities, lone
+    surrogates, types JSON lacks, nesting too deep) replaced by a marker, and their paths."""
+    paths: list[str] = []
+    return _omit_not_json(record, "", paths), paths
+
+
+def _omit_not_json(block: dict[str, Any], path: str, paths: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in block.items():
+        child = f"{path}.{key}" if path else str(key)
+        try:
+            canonical_json(value)
+        except NOT_JSON_ERRORS:
+            if key in _OWN_BLOCKS and isinstance(value, dict):
+                out[key] = _omit_not_json(value, child, paths)
+            else:
+                paths.append(child)
+                out[key] = not_json_marker(value)
+            continue
+        out[key] = value
+    return out
+
+
+def not_json_marker(value: Any) -> dict[str, Any]:
+    """The marker that stands for a value the trail cannot store as JSON (as for a body)."""
+    marker: dict[str, Any] = {"omitted": True, "reason": "not JSON"}
+    size = _json_size(value)
+    if size is not None:
+        marker["originalBytes"] = size
+    return marker
+
+
+def _json_size(value: Any) -> int | None:
+    """The size of ``value`` written as leniently as ``json`` can (NaN as ``NaN``)."""
+    try:
+        return len(json.dumps(value, default=str, ensure_ascii=False).encode("utf-8", "replace"))
+    except NOT_JSON_ERRORS:
+        return None
 
 
 def truncate_utf8(text: str, limit: int) -> str:

@@ -5,7 +5,9 @@ numbers, fills in ``sequenceNumber``, serializes, hashes, writes the WAL lines a
 for the lot (group commit), and only then resolves the callers' futures: a caller who holds
 an acknowledgement holds a durable record. ``seal`` moves the WAL's entries to an immutable
 segment (spec audit §4.2.3). If a write fails, the trail is *degraded* and the server fails
-closed (§2.7.3) until ``try_recover`` manages to write again.
+closed (§2.7.3) until ``try_recover`` manages to write again. A record that cannot be serialized
+is no failed write: it is recorded with markers in place of its non-JSON values, and never
+fails the other records of its batch.
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ from typing import Any
 
 import orjson
 
-from audit.chain import entry_hash, genesis, record_bytes
+from audit.chain import NOT_JSON_ERRORS, entry_hash, genesis, record_bytes
 from audit.record import Account, service_event_record
+from audit.redact import omit_not_json
 from audit.segments import (
     FILE_MODE,
     Entry,
@@ -196,19 +199,20 @@ class AuditTrail:
             wal = self._wal
             assert wal is not None
             start_seq, start_hash, start_size = self._head_seq, self._head_hash, wal.size
-            entries: list[Entry] = []
+            # Each record is serialized before the batch is written, and a record that cannot
+            # be is settled alone (``_chain_checked``): only a failed write fails the batch.
+            chained = [(p, e) for p in batch if (e := self._chain_checked(p)) is not None]
+            batch = [pending for pending, _ in chained]
+            entries = [entry for _, entry in chained]
+            if not entries:
+                return
             try:
-                lines = []
-                for pending in batch:
-                    entry = self._chain(pending.record)
-                    entries.append(entry)
-                    lines.append(entry.wal_line() + b"\n")
-                data = b"".join(lines)
+                data = b"".join(entry.wal_line() + b"\n" for entry in entries)
                 _write_all(wal.fd, data)
                 wal.size += len(data)
                 if self.config.fsync:
                     os.fdatasync(wal.fd)
-            except (OSError, ValueError) as exc:
+            except OSError as exc:
                 self._head_seq, self._head_hash = start_seq, start_hash
                 self._abandon_wal(wal, start_size, start_seq + 1)
                 self._fail(batch, exc)
@@ -221,6 +225,32 @@ class AuditTrail:
                 self.refused = 0
         for pending, entry in zip(batch, entries, strict=True):
             pending.future.set_result(entry)
+
+    def _chain_checked(self, pending: _Pending) -> Entry | None:
+        """``_chain`` of the pending record; when it has no JSON form (a NaN or an infinity in
+        a request's parameters, say), the record is chained with markers in place of those
+        values, so the call stays in the trail with its true status. A record that still
+        cannot be serialized fails alone, without degrading the trail: the disk is fine."""
+        try:
+            return self._chain(pending.record)
+        except NOT_JSON_ERRORS:
+            pass
+        record, paths = omit_not_json(pending.record)
+        watchkeep = record.setdefault("additionalEventData", {}).setdefault("watchkeep", {})
+        watchkeep["redactedPaths"] = [*watchkeep.get("redactedPaths", []), *paths]
+        try:
+            entry = self._chain(record)
+        except NOT_JSON_ERRORS as exc:
+            log.error("an audit record cannot be serialized (%s): its request fails", exc)
+            pending.future.set_exception(
+                AuditUnavailable(
+                    f"the audit record of this request cannot be serialized ({exc}); the "
+                    "request was not performed in full"
+                )
+            )
+            return None
+        log.warning("an audit record held values that are not JSON, recorded as markers: %s", paths)
+        return entry
 
     def _chain(self, record: dict[str, Any]) -> Entry:
         seq = self._head_seq + 1
