@@ -38,8 +38,10 @@ from iam.secrets import SecretBox
 from iam.usage import KeyUsage
 
 MAX_KEYS_PER_USER: Final = 2
-_NAME_RE = re.compile(r"[\w+=,.@-]{1,64}")
-_POLICY_NAME_RE = re.compile(r"[\w+=,.@-]{1,128}")
+# ASCII only, as IAM's: without the flag \w also takes letters such as é, which the
+# error message (and AWS) does not allow.
+_NAME_RE = re.compile(r"[\w+=,.@-]{1,64}", re.ASCII)
+_POLICY_NAME_RE = re.compile(r"[\w+=,.@-]{1,128}", re.ASCII)
 _BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 
 DIRECTORY_DDL: Final = (
@@ -169,6 +171,10 @@ class Directory:
 
     def create_user(self, name: str) -> dict[str, Any]:
         _check_name(name, _NAME_RE, "user")
+        if name.lower() == "root":
+            # The audit trail names the root principal "root": a user of that name could
+            # not be told from it in lookups by Username.
+            raise BadRequest("the user name 'root' is reserved for the root principal")
         user_id = "WKUA" + "".join(secrets.choice(_BASE32) for _ in range(17))
         with self._connect() as conn:
             if _exists(conn, "iam_users", name):

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 import anyio
 import anyio.to_thread
@@ -151,6 +152,7 @@ class Gate:
 
     async def _admit(self, scope: Scope, call: ApiCall, body: BodyCapture) -> Operation | None:
         """Authenticate and authorize; raise the error the caller gets, or return the op."""
+        _check_path_encoding(scope)
         found = resolve_operation(self._routes, self._account, scope)
         op = None
         if found is not None:
@@ -330,3 +332,15 @@ def _unavailable_response() -> Any:
             retry_after_s=5,
         )
     )
+
+
+def _check_path_encoding(scope: Scope) -> None:
+    """Refuse a path whose percent-escapes are not UTF-8: the server would read them as U+FFFD
+    and act on a name the client never sent (``/alarms/%ff`` created an alarm named "\ufffd")."""
+    raw = scope.get("raw_path") or scope["path"].encode()
+    try:
+        unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest(
+            "the request path is not valid UTF-8 once its %-escapes are decoded"
+        ) from None
