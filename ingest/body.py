@@ -3,16 +3,36 @@ without letting a small bomb become a large allocation."""
 
 from __future__ import annotations
 
+import re
 import zlib
+from collections.abc import Mapping
 
 from core.bodies import read_limited
 from core.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from core.units import format_size
 
-__all__ = ["SUPPORTED_ENCODINGS", "decompress", "read_limited"]
+__all__ = ["SUPPORTED_ENCODINGS", "decompress", "idempotency_key", "read_limited"]
 
 SUPPORTED_ENCODINGS = ("identity", "gzip", "x-gzip", "deflate")
 _CHUNK_BYTES = 256 * 1024
+# An Idempotency-Key is stored for a day with its scope: a UUID or a hash fits many times over.
+MAX_IDEMPOTENCY_KEY = 255
+_IDEMPOTENCY_KEY_RE = re.compile(r"[\x21-\x7e]+")
+
+
+def idempotency_key(headers: Mapping[str, str]) -> str | None:
+    """The request's ``Idempotency-Key``, None when absent or empty: at most 255 visible ASCII
+    characters (a 60 KB key was stored as given)."""
+    key = headers.get("idempotency-key", "").strip()
+    if not key:
+        return None
+    if len(key) > MAX_IDEMPOTENCY_KEY or not _IDEMPOTENCY_KEY_RE.fullmatch(key):
+        raise BadRequest(
+            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters "
+            "(a UUID, for example)",
+            details={"length": len(key)},
+        )
+    return key
 
 
 def _too_large(max_bytes: int) -> PayloadTooLarge:

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request
 from core.errors import Unavailable
 from core.operations import Operation, operation
 from core.units import format_size
-from ingest.body import decompress, read_limited
+from ingest.body import decompress, idempotency_key, read_limited
 from ingest.metric_data import decode_metric_data, load_document, namespace_of
 from store.metrics import MetricStore
 
@@ -72,7 +72,7 @@ async def put_metric_data(request: Request) -> dict[str, Any]:
         request.state.authorize(PUT_METRIC_DATA.action, [namespace_arn(request, named)])
     namespace_of(document)  # a missing or non-string namespace names no resource: 400
     store = metric_store(request)
-    idempotency_key = request.headers.get("idempotency-key")
+    retry_key = idempotency_key(request.headers)
 
     def decode_and_put() -> Future[dict[str, Any]]:
         batch = decode_metric_data(document, now_ms=int(time.time() * 1000))
@@ -81,7 +81,7 @@ async def put_metric_data(request: Request) -> dict[str, Any]:
         return store.put(
             batch.rows,
             batch.response(),
-            idempotency_key=idempotency_key,
+            idempotency_key=retry_key,
             principal=request.state.principal.arn,
             request_body=body,
         )

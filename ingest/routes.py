@@ -19,7 +19,7 @@ from core.names import validate_group_name, validate_stream_name
 from core.operations import Operation, RequestTarget, group_arn, log_group_arn, operation
 from core.timeparse import MAX_EPOCH_MS, MIN_EPOCH_MS, parse_range_time
 from core.units import format_size
-from ingest.body import decompress, read_limited
+from ingest.body import decompress, idempotency_key, read_limited
 from ingest.decode import DecodedBatch, decode_events
 from ingest.emf_batch import batch_metrics
 from ingest.filter import (
@@ -103,6 +103,7 @@ async def put_log_events(
     validate_stream_name(stream)
     store = _store(request)
     _authorize_creation(request, store, group, stream)
+    retry_key = idempotency_key(request.headers)
     raw = await read_limited(
         request.headers,
         request.stream(),
@@ -130,7 +131,7 @@ async def put_log_events(
             decoded.events,
             decoded.fields,
             response,
-            idempotency_key=request.headers.get("idempotency-key"),
+            idempotency_key=retry_key,
             principal=request.state.principal.arn,
             request_body=body,
         )

@@ -7,6 +7,7 @@ import gzip
 import time
 
 import httpx
+import pytest
 
 from tests.conftest import RunningServer, all_events
 
@@ -151,3 +152,23 @@ def test_metric_keys_belong_to_their_caller_and_their_body(
         assert response.status_code == 200, response.text
         assert "duplicate" not in response.json()
     assert metric_sum(client) == (2, 3.0)
+
+
+@pytest.mark.parametrize("key", ["k" * 256, "with space", "tab\tkey"])
+def test_an_unusable_key_is_refused_and_nothing_is_stored(client: httpx.Client, key: str) -> None:
+    response = client.post(
+        "/api/v1/logs/events",
+        params={"group": "keys"},
+        content=b'{"m": 1}\n',
+        headers={**NDJSON, "Idempotency-Key": key},
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["message"].startswith("Idempotency-Key must be 1 to 255")
+    metrics = client.post(
+        "/api/v1/metrics/data",
+        json={"namespace": "App", "metric_data": [{"metric_name": "m", "value": 1}]},
+        headers={"Idempotency-Key": key},
+    )
+    assert metrics.status_code == 400, metrics.text
+    assert client.get("/api/v1/logs/groups/keys").status_code == 404
+    assert ingest(client, b'{"m": 1}\n', "k" * 255, group="keys").status_code == 200
