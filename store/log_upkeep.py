@@ -5,19 +5,18 @@ Plain methods the server's scheduler calls. ``StoreUpkeep`` is a base of ``store
 
 from __future__ import annotations
 
-import errno
 import logging
-import os
 from dataclasses import dataclass
 
 import pyarrow.parquet as pq
 
-from core.errors import StorageFull, WatchkeepError
+from core.errors import WatchkeepError
 from store import catalog
 from store.idempotency import KeyRecord
 from store.log_state import StoreState
 from store.memtable import MemBatch
 from store.retention import plan_retention
+from store.write_errors import is_out_of_space, os_error_text, write_failure
 
 __all__ = ["ExpiredPartition", "StoreUpkeep"]
 
@@ -55,7 +54,7 @@ class StoreUpkeep(StoreState):
                 except OSError as exc:
                     group = self._group_label(group_id)
                     failures.append((group, exc))
-                    log.error("flushing log group %s failed: %s", group, _os_error_text(exc))
+                    log.error("flushing log group %s failed: %s", group, os_error_text(exc))
             if failures:
                 raise _flush_error(failures)
             if self._commit is not None:
@@ -186,39 +185,10 @@ class StoreUpkeep(StoreState):
         return oldest is not None and self._clock() - oldest >= self.config.flush_interval_s
 
 
-# Out of space (or quota): the one flush failure that is the operator's "disk full".
-_NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
-
-
-def _os_error_text(exc: OSError) -> str:
-    """``exc`` as "<errno text> [<ERRNO>] at <path>", whichever parts it carries."""
-    if exc.errno is None:
-        text = str(exc)
-    else:
-        text = f"{os.strerror(exc.errno)} [{errno.errorcode.get(exc.errno, exc.errno)}]"
-    return f"{text} at {exc.filename}" if exc.filename is not None else text
-
-
 def _flush_error(failures: list[tuple[str, OSError]]) -> WatchkeepError:
-    """The error a failed flush raises: ``StorageFull`` only when a disk or quota is full."""
-    full = [(g, e) for g, e in failures if e.errno in _NO_SPACE]
+    """The error a failed flush raises, about a group whose disk is full if there is one."""
+    full = [(g, e) for g, e in failures if is_out_of_space(e)]
     group, exc = (full or failures)[0]
     others = f" (and {len(failures) - 1} more log group(s))" if len(failures) > 1 else ""
-    details = {"errno": errno.errorcode.get(exc.errno or 0), "path": exc.filename}
-    error: WatchkeepError
-    if full:
-        error = StorageFull(
-            f"could not write Parquet segments of log group {group}{others}: "
-            f"{_os_error_text(exc)}; free disk space or raise the quota; "
-            "the events stay in the WAL",
-            retry_after_s=5,
-            details=details,
-        )
-    else:
-        error = WatchkeepError(
-            f"could not write Parquet segments of log group {group}{others}: "
-            f"{_os_error_text(exc)}; the events stay in the WAL",
-            details=details,
-        )
-    error.__cause__ = exc
-    return error
+    subject = f"Parquet segments of log group {group}{others}"
+    return write_failure(subject, exc, "the events stay in the WAL")

@@ -46,6 +46,7 @@ from store.metric_model import METRIC_SCHEMA, conform_rows, mark_plain_samples
 from store.metric_sql import MEMTABLE, ListedMetric, list_metrics_sql, read_sql
 from store.metric_upkeep import MetricUpkeep
 from store.recovery import replay_wal
+from store.write_errors import os_error_text, write_failure
 
 __all__ = ["METRICS_DIR", "ListedMetric", "MetricStore", "MetricStoreConfig"]
 
@@ -329,11 +330,9 @@ class MetricStore(MetricUpkeep):
                 try:
                     self._flush_batches(batches)
                 except OSError as exc:
-                    log.error("flushing the metric memtable failed: %s", exc)
-                    raise StorageFull(
-                        f"could not write metric Parquet segments ({exc.strerror}); "
-                        "the datapoints stay in the WAL",
-                        retry_after_s=5,
+                    log.error("flushing the metric memtable failed: %s", os_error_text(exc))
+                    raise write_failure(
+                        "metric Parquet segments", exc, "the datapoints stay in the WAL"
                     ) from exc
             if self._commit is not None:
                 self._commit.forget(closed)

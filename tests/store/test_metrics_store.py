@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from core.errors import IdempotencyKeyConflict, StorageFull
+from core.errors import IdempotencyKeyConflict, StorageFull, WatchkeepError
 from store.config import StoreConfig
 from store.engine import Store
 from store.layout import WAL_DIR
@@ -411,3 +411,20 @@ def test_shares_the_log_store_database(tmp_path: Path) -> None:
     assert len(read(store)) == 4
     store.close()
     logs.close()
+
+
+def test_a_flush_that_fails_for_another_reason_than_space_says_why(
+    data: Path, opened: tuple[MetricStore, Catalog]
+) -> None:
+    store, _ = opened
+    put(store, rows())
+    blocker = data / METRICS_TABLE_DIR / "date=2025-12-31"
+    blocker.parent.mkdir(parents=True, exist_ok=True)
+    blocker.write_text("")  # a file where the day's directory belongs
+    with pytest.raises(WatchkeepError) as error:
+        store.flush(force=True)
+    assert not isinstance(error.value, StorageFull), "the disk is not full"
+    assert f"File exists [EEXIST] at {blocker}" in error.value.message
+    assert error.value.details["errno"] == "EEXIST"
+    blocker.unlink()
+    assert store.flush(force=True) == 3, "the datapoints stayed in the memtable and the WAL"
