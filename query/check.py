@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 from query import nodes as n
 from query.errors import QueryError
+from query.nesting import operands
 from query.regex import analyze_regex, glob_to_regex
 from query.signatures import AGGREGATES, OUT_OF_SCOPE, SIGNATURES
 
@@ -240,20 +241,10 @@ def _unknown_function(call: n.Call) -> QueryError:
     return QueryError(message, call.span)
 
 
-def _children(expr: n.Expr) -> Iterator[n.Expr]:
-    match expr:
-        case n.Neg(operand) | n.Not(operand):
-            yield operand
-        case n.Arith(_, left, right) | n.Compare(_, left, right):
-            yield left
-            yield right
-        case n.And(left, right) | n.Or(left, right):
-            yield left
-            yield right
-        case n.Like(subject) | n.In(subject):
-            yield subject
-        case _:
-            pass
+def _children(expr: n.Expr) -> list[n.Expr]:
+    """The operands of ``expr`` (a chain's flattened, so that recursion follows nesting, not
+    chain length); a call's arguments are handled by the callers."""
+    return operands(expr)
 
 
 def _aggregate_calls(expr: n.Expr) -> Iterator[n.Call]:

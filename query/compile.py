@@ -21,6 +21,7 @@ from query.compile_options import CompileOptions
 from query.compiled import CompiledQuery, OutputColumn, Projection
 from query.errors import QueryError
 from query.expressions import ExpressionCompiler, Scope
+from query.nesting import TOO_DEEP
 from query.regex import analyze_regex
 from query.schema import base_scope, internal_prefix, ptr
 from query.values import (
@@ -54,8 +55,14 @@ def compile_query(
     query: n.Query, schema: Mapping[str, str], options: CompileOptions | None = None
 ) -> CompiledQuery:
     """Compile a parsed query against the ``logs`` schema (column name -> Arrow type)."""
-    check(query)
-    return _Compiler(schema, options or CompileOptions()).run(query)
+    try:
+        check(query)
+        return _Compiler(schema, options or CompileOptions()).run(query)
+    except RecursionError:  # pragma: no cover - parse() bounds nesting well below this
+        log.exception("query: recursion while compiling a query within the nesting limit")
+        raise QueryError(
+            f"The query is {TOO_DEEP}: simplify its expressions.", n.Span(1, 1, 0, len(query.text))
+        ) from None
 
 
 class _Compiler:
@@ -320,7 +327,7 @@ class _Compiler:
             value = self.exprs.value(expr) if expr is not None else self.exprs.field(name)
             selects.append(f"{value.sql} AS {self._out(f'c{len(columns)}')}")
             columns.append(OutputColumn(name, value.kind))
-        if not self.stats_seen:
+        if not self.stats_seen and "@ptr" not in seen:  # once, even when the query names it
             pointer = self.scope.fields.get("@ptr") or ptr()
             selects.append(f"{pointer.sql} AS {self._out(f'c{len(columns)}')}")
             columns.append(OutputColumn("@ptr", Kind.STR))

@@ -15,6 +15,7 @@ from query import nodes as n
 from query.context import Context
 from query.errors import QueryError
 from query.functions import compile_scalar
+from query.nesting import chain
 from query.periods import Bucket, resolve_period
 from query.regex import analyze_regex
 from query.signatures import AGGREGATES
@@ -32,6 +33,13 @@ from query.values import (
 
 __all__ = ["ExpressionCompiler", "Scope"]
 
+# Converting text to a number (or back) repeats the SQL of the value several times, so SQL can
+# grow exponentially with nesting: ``concat(1 + concat(1 + ...))`` passes 2 GB at five levels.
+# Twice the largest that a plain 10,000-character query needs (about 2 MB: ``concat(a, b) in``
+# a list of 5,000 numbers repeats the subject for each of them).
+MAX_EXPRESSION_SQL = 4_000_000
+# Arithmetic chains longer than this compile to one list_reduce (``_reduce``); shorter ones nest.
+LONG_CHAIN = 8
 _OPERATORS = {"=": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 
 
@@ -133,6 +141,19 @@ class ExpressionCompiler(Context):
     # ---- expressions
 
     def _expr(self, expr: n.Expr) -> Value:
+        value = self._build(expr)
+        if len(value.sql) > MAX_EXPRESSION_SQL:
+            span = expr.span
+            raise QueryError(
+                f"The expression at line {span.line}, column {span.column} compiles to more than "
+                f"{MAX_EXPRESSION_SQL:,} characters of SQL: each level that turns text into a "
+                "number or back repeats the levels inside it. Compute the inner part in an "
+                "earlier command (fields ... as part) and use its name instead.",
+                span,
+            )
+        return value
+
+    def _build(self, expr: n.Expr) -> Value:
         match expr:
             case n.Str(value) | n.Bool(value):
                 return literal(self.params, value)
@@ -154,10 +175,8 @@ class ExpressionCompiler(Context):
                 return self._in(expr)
             case n.Not(operand):
                 return Value(f"(NOT {to_bool(self._expr(operand), self.params)})", Kind.BOOL)
-            case n.And(left, right):
-                return self._logic("AND", left, right)
-            case n.Or(left, right):
-                return self._logic("OR", left, right)
+            case n.And() | n.Or():
+                return self._logic(expr)
 
     def _call(self, call: n.Call) -> Value:
         if call.name.lower() in AGGREGATES:
@@ -170,24 +189,22 @@ class ExpressionCompiler(Context):
                 self._aggregates = saved
         return compile_scalar(self, call)
 
-    def _logic(self, op: str, left: n.Expr, right: n.Expr) -> Value:
-        a = to_bool(self._expr(left), self.params)
-        b = to_bool(self._expr(right), self.params)
-        return Value(f"({a} {op} {b})", Kind.BOOL)
+    def _logic(self, expr: n.And | n.Or) -> Value:
+        terms, _ = chain(expr)
+        op = "AND" if isinstance(expr, n.And) else "OR"
+        sql = [to_bool(self._expr(t), self.params) for t in terms]
+        # A chain is one flat list (DuckDB then keeps it one level deep however long it is).
+        return Value(f"({f' {op} '.join(sql)})", Kind.BOOL)
 
     def _arith(self, expr: n.Arith) -> Value:
-        a = to_num(self._expr(expr.left), self.params)
-        b = to_num(self._expr(expr.right), self.params)
-        match expr.op:
-            case "/":
-                # Division by zero is null (spec §8.2), not DuckDB's infinity.
-                return Value(f"({a} / nullif({b}, 0))", Kind.NUM)
-            case "%":
-                return Value(f"({a} % nullif({b}, 0))", Kind.NUM)
-            case "^":
-                return Value(f"pow({a}, {b})", Kind.NUM)
-            case _:
-                return Value(f"({a} {expr.op} {b})", Kind.NUM)
+        terms, links = chain(expr)
+        values = [to_num(self._expr(t), self.params) for t in terms]
+        if len(values) > LONG_CHAIN:
+            return Value(_reduce(values, [link.op for link in links]), Kind.NUM)
+        sql = values[0]
+        for link, b in zip(links, values[1:], strict=True):
+            sql = _arith_sql(link.op, sql, b)
+        return Value(sql, Kind.NUM)
 
     def _compare(self, op: str, a: Value, b: Value) -> Value:
         """Spec §8.3: numeric when both sides read as numbers, else by code points."""
@@ -236,3 +253,35 @@ class ExpressionCompiler(Context):
         else:
             test = "(" + " OR ".join(self._compare("=", subject, i).sql for i in items) + ")"
         return Value(f"(NOT {test})" if expr.negated else f"({test})", Kind.BOOL)
+
+
+def _arith_sql(op: str, a: str, b: str) -> str:
+    match op:
+        case "/":
+            # Division by zero is null (spec §8.2), not DuckDB's infinity.
+            return f"({a} / nullif({b}, 0))"
+        case "%":
+            return f"({a} % nullif({b}, 0))"
+        case "^":
+            return f"pow({a}, {b})"
+        case _:
+            return f"({a} {op} {b})"
+
+
+_OP_CODES = {"+": 1, "-": 2, "*": 3, "/": 4, "%": 5, "^": 6}
+# ``q['v']``, not ``q.v``: DuckDB would read ``q.v`` as field v of a column q, if one exists.
+_ACC, _NEXT = "p['v']", "q['v']"
+_STEP = (
+    "lambda p, q: {'o': 0, 'v': CASE q['o'] "
+    + " ".join(f"WHEN {c} THEN {_arith_sql(op, _ACC, _NEXT)}" for op, c in _OP_CODES.items())
+    + " END}"
+)
+
+
+def _reduce(values: list[str], ops: list[str]) -> str:
+    """A long arithmetic chain as a left fold in one ``list_reduce``: nested operators would
+    cost DuckDB one level of its ``max_expression_depth`` (1,000) each. The same operations in
+    the same order on the same DOUBLEs, so the same results and nulls."""
+    items = [f"{{'o': 0, 'v': {values[0]}}}"]
+    items += [f"{{'o': {_OP_CODES[op]}, 'v': {v}}}" for op, v in zip(ops, values[1:], strict=True)]
+    return f"list_reduce([{', '.join(items)}], {_STEP})['v']"

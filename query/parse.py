@@ -1,8 +1,11 @@
 """``parse(text) -> Query``: the Lark grammar, a Transformer to ``query.nodes``, syntax errors.
 
-The Transformer only builds nodes. Rules of the language that the grammar cannot express
-(which functions exist, periods, ``limit`` bounds...) are checked by ``query.check`` and
-``query.compile``: lark would wrap an exception raised here in ``VisitError``. No I/O here.
+The Transformer only builds nodes, without recursion (a query may nest thousands of levels before
+it is refused). Rules of the language that the grammar cannot express (which functions exist,
+periods, ``limit`` bounds...) are checked by ``query.check`` and ``query.compile``: lark would wrap
+an exception raised here in ``VisitError``. The one exception is nesting depth
+(``query.nesting``), checked here once the nodes exist, so that no deeper ``Query`` reaches a
+recursive pass. No I/O here.
 """
 
 from __future__ import annotations
@@ -11,12 +14,14 @@ import re
 from dataclasses import replace
 from typing import Any
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, v_args
 from lark.exceptions import UnexpectedInput
 from lark.tree import Meta
+from lark.visitors import Transformer_NonRecursive
 
 from query import nodes as n
 from query.errors import QuerySyntaxError
+from query.nesting import check_depth
 from query.syntax_errors import point, syntax_error, token_span
 
 __all__ = ["MAX_QUERY_CHARS", "parse"]
@@ -53,7 +58,9 @@ def parse(text: str) -> n.Query:
     except UnexpectedInput as exc:
         raise syntax_error(exc, text) from None
     commands = _Build(text).transform(tree)
-    return n.Query(commands=tuple(commands), text=text)
+    query = n.Query(commands=tuple(commands), text=text)
+    check_depth(query)
+    return query
 
 
 def _strip_comments(text: str) -> str:
@@ -81,7 +88,7 @@ def _regex(token: Token) -> str:
 
 
 @v_args(meta=True)
-class _Build(Transformer[Token, list[n.Command]]):
+class _Build(Transformer_NonRecursive[Token, list[n.Command]]):
     def __init__(self, text: str) -> None:
         super().__init__()
         self._text = text

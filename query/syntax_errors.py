@@ -153,6 +153,13 @@ def _unexpected_character(exc: UnexpectedCharacters, text: str) -> QuerySyntaxEr
     char = text[offset]
     span = point(text, offset, offset + 1)
     closers = {'"': "string", "'": "string", "`": "quoted field name", "/": "regex"}
+    if text.startswith("``", offset):
+        return QuerySyntaxError(
+            f"A quoted field name cannot be empty ({_at(span)}): write the name between the "
+            "backticks, e.g. `user name`.",
+            n.Span(span.line, span.column, offset, offset + 2),
+            expected=["a `quoted` field name"],
+        )
     if char in closers and (char != "/" or "REGEX" in exc.allowed):
         kind = closers[char]
         return QuerySyntaxError(
