@@ -17,7 +17,7 @@ from audit.query import MAX_ROWS, run_audit_query
 from audit.trail import TRAIL_NAME, AuditTrail
 from core.errors import BadRequest
 from core.operations import Operation, RequestTarget, operation
-from core.timeparse import parse_range_time
+from core.timeparse import RangeTimeInput, parse_range_time
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 
@@ -128,8 +128,8 @@ async def hash_audit_value(request: Request, body: HashRequest) -> dict[str, Any
 class AuditQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
     sql: str
-    start: str | int | None = None
-    end: str | int | None = None
+    start: RangeTimeInput | None = None
+    end: RangeTimeInput | None = None
     max_rows: int = Field(default=1000, ge=1, le=MAX_ROWS)
 
 

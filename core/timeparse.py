@@ -10,9 +10,21 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
+from pydantic import StrictInt
+
 from core.errors import BadRequest
 
-__all__ = ["MAX_EPOCH_MS", "MIN_EPOCH_MS", "parse_event_timestamp", "parse_range_time"]
+__all__ = [
+    "MAX_EPOCH_MS",
+    "MIN_EPOCH_MS",
+    "RangeTimeInput",
+    "parse_event_timestamp",
+    "parse_range_time",
+]
+
+# A range time as a request body field takes: epoch seconds as a JSON integer, or a string
+# form of ``parse_range_time``. Strict, because pydantic would read ``true`` as 1 (1970).
+RangeTimeInput = str | StrictInt
 
 MIN_EPOCH_MS = 0
 # 9999-12-31T23:59:59.999Z: the last instant a four-digit year can name.

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.operations import Operation, operation
-from core.timeparse import parse_range_time
+from core.timeparse import RangeTimeInput, parse_range_time
 from query.run import validate_query
 from query.service import QueryRecord, QueryService, QueryStatus
 from store import saved_queries
@@ -48,8 +48,8 @@ class StartQueryBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     query: str
     log_groups: list[str] = Field(min_length=1)
-    start: str | int
-    end: str | int
+    start: RangeTimeInput
+    end: RangeTimeInput
     limit: int | None = None
 
 

@@ -25,7 +25,7 @@ from core.metric_errors import (
     InvalidParameterValue,
     MetricMathError,
 )
-from core.timeparse import parse_range_time
+from core.timeparse import RangeTimeInput, parse_range_time
 from query.metrics.math import MathContext, SeriesResult, evaluate_expressions
 from query.metrics.math_parse import MAX_EXPRESSION_CHARS, check_query_id, parse_expression
 from query.metrics.reads import (
@@ -78,8 +78,8 @@ class DataQueryModel(BaseModel):
 class MetricDataBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     metric_data_queries: list[DataQueryModel]
-    start: str | int
-    end: str | int
+    start: RangeTimeInput
+    end: RangeTimeInput
     scan_by: Literal["TimestampDescending", "TimestampAscending"] = "TimestampDescending"
     max_datapoints: int = Field(default=MAX_DATAPOINTS, ge=1, le=MAX_DATAPOINTS)
     next_token: str | None = None

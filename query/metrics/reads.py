@@ -18,7 +18,7 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 
 from core.metric_errors import InvalidParameterValue
-from core.timeparse import parse_range_time
+from core.timeparse import RangeTimeInput, parse_range_time
 from query.metrics.statistic import Simple, Statistic, parse_statistics_request
 from query.metrics.statistics import (
     CompiledStatistics,
@@ -167,8 +167,8 @@ class MetricStatisticsBody(BaseModel):
     namespace: str
     metric_name: str
     dimensions: dict[str, Any] | list[Any] | None = None
-    start: str | int
-    end: str | int
+    start: RangeTimeInput
+    end: RangeTimeInput
     period: int
     statistics: list[str] | None = None
     extended_statistics: list[str] | None = None
