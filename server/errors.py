@@ -61,12 +61,15 @@ def install_error_handlers(app: FastAPI) -> None:
             # FastAPI wraps what reading a body raised (a body over the size limit) in a 400
             # "error parsing the body": answer the error itself.
             return watchkeep_error_response(exc.__cause__)
+        if isinstance(exc.__cause__, UnicodeDecodeError):
+            message = "the request body is not valid UTF-8"
+            return JSONBody(error_body("InvalidParameterException", message), status_code=400)
         code = _HTTP_CODES.get(exc.status_code, "InvalidParameterException")
         message = str(exc.detail)
         if exc.status_code == 404:
-            message = f"no such API route: {request.method} {request.url.path}"
+            message = f"no such API route: {request.method} {_shown(request.url.path)}"
         elif exc.status_code == 405:
-            message = f"{request.method} is not supported on {request.url.path}"
+            message = f"{request.method} is not supported on {_shown(request.url.path)}"
         return JSONBody(error_body(code, message), status_code=exc.status_code)
 
     @app.exception_handler(Exception)
@@ -88,5 +91,25 @@ def internal_failure_response(request_id: str) -> JSONBody:
 
 
 def _describe(error: Any) -> str:
-    where = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
+    loc = tuple(error.get("loc", ()))
+    kind = error.get("type")
+    if kind == "json_invalid":  # FastAPI's loc is ("body", <character offset>)
+        at = f" at character {loc[1]}" if len(loc) > 1 else ""
+        reason = (error.get("ctx") or {}).get("error", "JSON decode error")
+        return f"the request body is not valid JSON: {reason}{at}"
+    if loc == ("body",) and kind == "missing":
+        return "the request body is empty: send a JSON object (Content-Type: application/json)"
+    if loc == ("body",) and kind in _NOT_AN_OBJECT:
+        return "the request body must be a JSON object, sent as Content-Type: application/json"
+    where = ".".join(str(part) for part in loc if part != "body")
     return f"{where}: {error.get('msg', 'invalid')}" if where else str(error.get("msg"))
+
+
+# What pydantic says of a body that is not an object: another JSON value, or a body FastAPI
+# did not parse because its Content-Type is not JSON.
+_NOT_AN_OBJECT = frozenset({"model_attributes_type", "dict_type", "model_type"})
+
+
+def _shown(path: str, limit: int = 200) -> str:
+    """A path as an error message shows it: a 60 KB path is not echoed whole."""
+    return path if len(path) <= limit else f"{path[:limit]}... ({len(path)} characters)"
