@@ -33,3 +33,15 @@ def validate_stream_name(name: str | None) -> str:
             details={"stream": name[:512]},
         )
     return name
+
+
+def validate_query_definition_name(name: str) -> str:
+    """A saved query's name: 1-255 printable characters, neither blank nor starting or ending
+    with whitespace (CloudWatch's PutQueryDefinition allows 1-255)."""
+    if not (0 < len(name) <= 255 and name.isprintable() and name.strip() == name):
+        raise BadRequest(
+            f"invalid query definition name {name[:80]!r}: use 1-255 printable characters, "
+            "not blank and without whitespace at either end",
+            details={"name": name[:255]},
+        )
+    return name

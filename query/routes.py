@@ -15,6 +15,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.errors import BadRequest
+from core.names import validate_group_name, validate_query_definition_name
 from core.operations import Operation, operation
 from core.timeparse import RangeTimeInput, parse_range_time
 from query.run import validate_query
@@ -138,6 +140,8 @@ async def put_query_definition(
 ) -> dict[str, Any]:
     """PutQueryDefinition: save a query (checked first) under a name."""
     _authorize_groups(request, PUT_QUERY_DEFINITION.action, body.log_groups or ["*"])
+    validate_query_definition_name(name)
+    _check_definition_groups(body.log_groups)
     validate_query(body.query)  # a saved query that cannot run is refused now, not later
 
     def save() -> tuple[saved_queries.SavedQuery, bool]:
@@ -149,6 +153,23 @@ async def put_query_definition(
     saved, created = await asyncio.to_thread(save)
     response.status_code = 201 if created else 200
     return saved.to_json()
+
+
+# As many as StartQuery takes in CloudWatch.
+MAX_DEFINITION_GROUPS = 50
+
+
+def _check_definition_groups(groups: list[str]) -> None:
+    for group in groups:
+        validate_group_name(group)
+    if len(set(groups)) != len(groups):
+        twice = next(g for g in groups if groups.count(g) > 1)
+        raise BadRequest(f"log group {twice!r} is listed twice in log_groups")
+    if len(groups) > MAX_DEFINITION_GROUPS:
+        raise BadRequest(
+            f"log_groups lists {len(groups)} log groups; a query definition takes at most "
+            f"{MAX_DEFINITION_GROUPS}"
+        )
 
 
 @router.get("/query-definitions")

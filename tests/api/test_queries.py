@@ -152,6 +152,30 @@ def test_saved_query_definitions(client: httpx.Client) -> None:
     assert client.delete("/api/v1/query-definitions/errors").status_code == 404
 
 
+@pytest.mark.parametrize(
+    ("name", "groups", "fragment"),
+    [
+        ("%00", ["app"], "invalid query definition name"),
+        ("%20", ["app"], "invalid query definition name"),
+        ("x" * 256, ["app"], "invalid query definition name"),
+        ("ok", ["bad name"], "invalid log group name"),
+        ("ok", [""], "missing log group name"),
+        ("ok", ["app", "app"], "log group 'app' is listed twice"),
+        ("ok", [f"g{i}" for i in range(51)], "takes at most 50"),
+    ],
+    ids=["nul", "blank", "long", "bad-group", "empty-group", "twice", "too-many"],
+)
+def test_a_query_definition_needs_a_name_and_groups_that_could_exist(
+    client: httpx.Client, name: str, groups: list[str], fragment: str
+) -> None:
+    response = client.put(
+        f"/api/v1/query-definitions/{name}", json={"query": "fields @message", "log_groups": groups}
+    )
+    assert response.status_code == 400, response.text
+    assert fragment in response.json()["error"]["message"]
+    assert client.get("/api/v1/query-definitions").json()["query_definitions"] == []
+
+
 def test_cli_query_prints_a_table_json_and_csv(server: RunningServer, client: httpx.Client) -> None:
     seed(client, "app")
 
