@@ -62,7 +62,10 @@ class Acknowledgement(BaseModel):
     """Who reviewed which report; ``report_sha256`` pins the exact bytes they read."""
 
     model_config = ConfigDict(extra="forbid")
-    report_id: str = Field(pattern=r"^[0-9a-fA-F-]{36}$")
+    # A report's id is a UUID (36 dashes matched the old pattern).
+    report_id: str = Field(
+        pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    )
     report_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     template: str | None = Field(default=None, max_length=64)
     notes: str | None = Field(default=None, max_length=4000)

@@ -125,3 +125,10 @@ def test_a_changed_report_cannot_be_acknowledged(
     assert result.exit_code == 1
     assert "changed after signing" in result.output
     assert records(server, "AcknowledgeAuditReport") == []
+
+
+@pytest.mark.parametrize("report_id", ["-" * 36, "g" * 36, "12345678-1234-1234-1234-1234567890abc"])
+def test_an_acknowledgement_names_a_report_id(http: httpx.Client, report_id: str) -> None:
+    response = http.post("/api/v1/audit/report/ack", json={"report_id": report_id})
+    assert response.status_code == 400, response.text
+    assert "report_id" in response.json()["error"]["message"]
