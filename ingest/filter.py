@@ -16,8 +16,10 @@ is what ``watchkeep tail -f`` follows. Once the events in range are exhausted th
 moves to the groups' high-water mark, taken before the page: events outside the time range or
 the pattern that were already there are never returned by a later poll with another range.
 A deleted and re-created group starts its sequence again, so the cursor names each group's
-incarnation (its creation time) with its number: a number seen in an older incarnation of the
-group means nothing for the new one, which is read from its beginning (``bind_cursor``).
+incarnation (its catalog id, never reused) with its number: a number seen in an older
+incarnation of the group means nothing for the new one, which is read from its beginning
+(``bind_cursor``). Tokens issued while the incarnation was the creation time name no current
+id, so their groups are read again from the beginning: events may repeat once, none is skipped.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ class FilterRequest:
     after: Position | None
     filter_pattern: str = ""
     # order=ingest: the last sequence number seen in each group read (0: none yet), and the
-    # creation time (ms) of the incarnation of the group it was seen in, where known.
+    # id of the incarnation of the group it was seen in, where known.
     ingest_order: bool = False
     cursor: Mapping[str, int] = field(default_factory=dict)
     incarnations: Mapping[str, int] = field(default_factory=dict)
@@ -156,8 +158,8 @@ def encode_cursor(
     filter_pattern: str = "",
     incarnations: Mapping[str, int] | None = None,
 ) -> str:
-    """An order=ingest token: the last sequence number seen in each group, with the creation
-    time of the group's incarnation it was seen in (``[group, seq, created_ms]``)."""
+    """An order=ingest token: the last sequence number seen in each group, with the id of the
+    group's incarnation it was seen in (``[group, seq, incarnation]``)."""
     known = incarnations or {}
     entries = [
         [group, seq, known[group]] if group in known else [group, seq]
@@ -200,8 +202,8 @@ def decode_cursor(token: str, filter_pattern: str = "") -> tuple[dict[str, int],
 
 
 def bind_cursor(request: FilterRequest, incarnations: Mapping[str, int]) -> FilterRequest:
-    """The request with its cursor bound to the groups' current incarnations (group ->
-    creation time in ms): a number seen in another incarnation of its group restarts at 0,
+    """The request with its cursor bound to the groups' current incarnations (group -> its
+    catalog id): a number seen in another incarnation of its group restarts at 0,
     and the tokens issued for the page name the current incarnations."""
     cursor = dict(request.cursor)
     for group, seen_in in request.incarnations.items():

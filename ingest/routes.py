@@ -267,7 +267,7 @@ def _ingest_order_page(store: Store, groups: list[str], query: FilterRequest) ->
     # A group deleted and re-created between this line and the reads below is read with the
     # old incarnation's number, but the token still names the old incarnation, so the next
     # poll reads the new one from 0: its events may repeat then, none is skipped.
-    query = bind_cursor(query, {name: store.get_group(name).created_ms for name in groups})
+    query = bind_cursor(query, {name: store.incarnation(name) for name in groups})
     high_water = store.high_water_seq(groups) if query.narrowed else {}
     sql, params = filter_sql(query)
     start_ms, end_ms = query.range_ms or _ALL_TIME_MS

@@ -130,6 +130,11 @@ class Store(StoreWrites, StoreReads, StoreUpkeep):
     def get_group(self, name: str) -> GroupInfo:
         return self._info(self._state(name))
 
+    def incarnation(self, name: str) -> int:
+        """The group's catalog id: never reused, so a deleted and re-created group has a new one
+        (its creation time in ms could be the same)."""
+        return int(self._state(name).row.id)
+
     def has_group(self, name: str) -> bool:
         return name in self._groups
 

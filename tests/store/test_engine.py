@@ -255,3 +255,20 @@ def test_sql_on_the_store_cannot_reach_files_outside_the_data_directory(tmp_path
                     cursor.execute(sql)
     finally:
         store.close()
+
+
+def test_a_recreated_group_is_a_new_incarnation_within_the_same_millisecond(
+    tmp_path: Path,
+) -> None:
+    store = open_store(tmp_path)  # the clock stands still
+    append(store, "g", ["old"])
+    first = store.incarnation("g"), store.get_group("g").created_ms
+    store.delete_group("g")
+    append(store, "g", ["new"])
+    second = store.incarnation("g"), store.get_group("g").created_ms
+    assert second[1] == first[1], "same creation time: it cannot tell the two apart"
+    assert second[0] != first[0]
+    store.close()
+    again = open_store(tmp_path)
+    assert again.incarnation("g") == second[0]
+    again.close()
