@@ -84,6 +84,12 @@ class RunningServer:
     def store(self):  # noqa: ANN201 - the app's Store, for white-box checks in tests
         return self.app.state.store
 
+    def root_client(self) -> httpx.Client:
+        """A client holding the root key (close it, or use it in a ``with``)."""
+        return httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=30
+        )
+
 
 @pytest.fixture
 def server(settings: Settings) -> Iterator[RunningServer]:
@@ -94,9 +100,7 @@ def server(settings: Settings) -> Iterator[RunningServer]:
 
 @pytest.fixture
 def client(server: RunningServer) -> Iterator[httpx.Client]:
-    with httpx.Client(
-        base_url=server.url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=30
-    ) as c:
+    with server.root_client() as c:
         yield c
 
 

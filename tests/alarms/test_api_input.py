@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from alarms.rules import RulesError, load_rule_texts
-from tests.conftest import ADMIN_KEY, RunningServer, make_settings
+from tests.conftest import RunningServer, make_settings
 
 ALARM = {
     "metric": {"namespace": "Input/Test", "name": "m"},
@@ -49,9 +49,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
 
 @pytest.fixture(scope="module")
 def client(server: RunningServer) -> Iterator[httpx.Client]:
-    with httpx.Client(
-        base_url=server.url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=30
-    ) as c:
+    with server.root_client() as c:
         yield c
 
 
