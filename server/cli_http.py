@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Annotated, Any, NoReturn
+from urllib.parse import quote, urlsplit
 
 import httpx
 import typer
@@ -25,10 +26,39 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(1)
 
 
+def usage_error(message: str) -> NoReturn:
+    """A command line that cannot work as given (exit status 2, as click's own usage errors)."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def seg(name: str) -> str:
+    """A name as one path segment of an API URL. Escaped whole: ``bob/policies/p`` or
+    ``a?force=1`` must name a user, not another route or a query string."""
+    if not name:
+        usage_error("a name is empty")
+    return quote(name, safe="")
+
+
 def client(server: str, key: str | None) -> httpx.Client:
     if not key:
-        fail("no access key: pass --key WKIA…:wks_… or set WATCHKEEP_KEY")
-    return httpx.Client(base_url=server, headers={"Authorization": f"Bearer {key}"}, timeout=30.0)
+        usage_error("no access key: pass --key WKIA…:wks_… or set WATCHKEEP_KEY")
+    key = key.strip()
+    # Checked here, not by the HTTP library, whose error would print the whole secret.
+    if not key.isascii() or not key.isprintable() or " " in key:
+        usage_error("--key is not an access key pair WKIA…:wks_… (it holds spaces or non-ASCII)")
+    try:
+        parts = urlsplit(server)
+    except ValueError as exc:
+        usage_error(f"--server {server!r} is not a usable URL ({exc})")
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        usage_error(f"--server {server!r} is not a URL such as http://127.0.0.1:8766")
+    try:
+        return httpx.Client(
+            base_url=server, headers={"Authorization": f"Bearer {key}"}, timeout=30.0
+        )
+    except (httpx.InvalidURL, ValueError) as exc:
+        usage_error(f"--server {server!r} is not a usable URL ({exc})")
 
 
 def request(http: httpx.Client, method: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -36,13 +66,21 @@ def request(http: httpx.Client, method: str, path: str, **kwargs: Any) -> httpx.
     try:
         response = http.request(method, path, **kwargs)
     except httpx.TransportError as exc:
-        fail(f"cannot reach the server at {http.base_url} ({exc}); is `watchkeep serve` running?")
-    if response.status_code >= 400:
+        fail(f"cannot reach the server at {http.base_url}: {_transport_hint(exc)}")
+    except (httpx.InvalidURL, UnicodeEncodeError):
+        usage_error("an argument is not valid UTF-8 text")
+    if "x-amzn-requestid" not in response.headers:
+        fail(
+            f"{http.base_url} answered HTTP {response.status_code} without watchkeep's request "
+            "id: is --server the address of `watchkeep serve`?"
+        )
+    if response.status_code >= 300:
         try:
             error = response.json()["error"]
+            message, code = error["message"], error["code"]
         except (ValueError, KeyError, TypeError):
             fail(f"HTTP {response.status_code} from {path}: {response.text[:200]}")
-        fail(f"{error['message']} ({error['code']}, HTTP {response.status_code})")
+        fail(f"{message} ({code}, HTTP {response.status_code})")
     return response
 
 
@@ -51,7 +89,17 @@ def call(http: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
     response = request(http, method, path, **kwargs)
     if response.status_code == 204 or not response.content:
         return None
-    return response.json()
+    try:
+        return response.json()
+    except ValueError:
+        fail(f"the answer to {method} {path} is not JSON: {response.text[:200]}")
+
+
+def _transport_hint(exc: httpx.TransportError) -> str:
+    text = str(exc)
+    if "WRONG_VERSION_NUMBER" in text or "SSL" in text:
+        return f"{text}; the server speaks plain HTTP: use http:// in --server"
+    return f"{text}; is `watchkeep serve` running there?"
 
 
 def print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str = "") -> None:

@@ -10,7 +10,16 @@ from typing import Annotated, Any
 import typer
 
 from iam import format_key_pair, generate_key_pair
-from server.cli_http import DEFAULT_SERVER, KeyOption, ServerOption, call, client, fail, print_table
+from server.cli_http import (
+    DEFAULT_SERVER,
+    KeyOption,
+    ServerOption,
+    call,
+    client,
+    fail,
+    print_table,
+    seg,
+)
 
 keys_app = typer.Typer(help="Access keys.", no_args_is_help=True)
 users_app = typer.Typer(help="Users and their policies.", no_args_is_help=True)
@@ -33,7 +42,7 @@ def keys_create(
     key: KeyOption = None,
 ) -> None:
     """Create a key for a user and print it (the secret is shown this once only)."""
-    created = call(client(server, key), "POST", f"/api/v1/iam/users/{user}/keys")
+    created = call(client(server, key), "POST", f"/api/v1/iam/users/{seg(user)}/keys")
     typer.echo(created["key"])
 
 
@@ -45,7 +54,7 @@ def keys_list(
     key: KeyOption = None,
 ) -> None:
     """List access keys (ids and status; secrets are never shown again)."""
-    path = f"/api/v1/iam/users/{user}/keys" if user else "/api/v1/iam/keys"
+    path = f"/api/v1/iam/users/{seg(user)}/keys" if user is not None else "/api/v1/iam/keys"
     keys = call(client(server, key), "GET", path)["access_keys"]
     if as_json:
         typer.echo(json.dumps(keys, indent=2))
@@ -78,7 +87,9 @@ def keys_deactivate(
     key_id: str, server: ServerOption = DEFAULT_SERVER, key: KeyOption = None
 ) -> None:
     """Make a key Inactive (it can be activated again)."""
-    call(client(server, key), "PATCH", f"/api/v1/iam/keys/{key_id}", json={"status": "Inactive"})
+    call(
+        client(server, key), "PATCH", f"/api/v1/iam/keys/{seg(key_id)}", json={"status": "Inactive"}
+    )
     typer.echo(f"{key_id} is Inactive")
 
 
@@ -87,21 +98,21 @@ def keys_activate(
     key_id: str, server: ServerOption = DEFAULT_SERVER, key: KeyOption = None
 ) -> None:
     """Make an Inactive key Active again."""
-    call(client(server, key), "PATCH", f"/api/v1/iam/keys/{key_id}", json={"status": "Active"})
+    call(client(server, key), "PATCH", f"/api/v1/iam/keys/{seg(key_id)}", json={"status": "Active"})
     typer.echo(f"{key_id} is Active")
 
 
 @keys_app.command("revoke")
 def keys_revoke(key_id: str, server: ServerOption = DEFAULT_SERVER, key: KeyOption = None) -> None:
     """Delete a key for good."""
-    call(client(server, key), "DELETE", f"/api/v1/iam/keys/{key_id}")
+    call(client(server, key), "DELETE", f"/api/v1/iam/keys/{seg(key_id)}")
     typer.echo(f"{key_id} deleted")
 
 
 @users_app.command("create")
 def users_create(name: str, server: ServerOption = DEFAULT_SERVER, key: KeyOption = None) -> None:
     """Create a user (no keys, no permissions yet)."""
-    user = call(client(server, key), "PUT", f"/api/v1/iam/users/{name}")
+    user = call(client(server, key), "PUT", f"/api/v1/iam/users/{seg(name)}")
     typer.echo(f"created {user['arn']} ({user['user_id']})")
 
 
@@ -124,7 +135,7 @@ def users_list(
 @users_app.command("delete")
 def users_delete(name: str, server: ServerOption = DEFAULT_SERVER, key: KeyOption = None) -> None:
     """Delete a user with its keys, memberships and attachments."""
-    call(client(server, key), "DELETE", f"/api/v1/iam/users/{name}")
+    call(client(server, key), "DELETE", f"/api/v1/iam/users/{seg(name)}")
     typer.echo(f"deleted user {name}")
 
 
@@ -133,7 +144,7 @@ def users_attach(
     name: str, policy: str, server: ServerOption = DEFAULT_SERVER, key: KeyOption = None
 ) -> None:
     """Attach a managed policy to a user."""
-    call(client(server, key), "PUT", f"/api/v1/iam/users/{name}/policies/{policy}")
+    call(client(server, key), "PUT", f"/api/v1/iam/users/{seg(name)}/policies/{seg(policy)}")
     typer.echo(f"attached {policy} to user {name}")
 
 
@@ -142,14 +153,14 @@ def users_detach(
     name: str, policy: str, server: ServerOption = DEFAULT_SERVER, key: KeyOption = None
 ) -> None:
     """Detach a managed policy from a user."""
-    call(client(server, key), "DELETE", f"/api/v1/iam/users/{name}/policies/{policy}")
+    call(client(server, key), "DELETE", f"/api/v1/iam/users/{seg(name)}/policies/{seg(policy)}")
     typer.echo(f"detached {policy} from user {name}")
 
 
 @groups_app.command("create")
 def groups_create(name: str, server: ServerOption = DEFAULT_SERVER, key: KeyOption = None) -> None:
     """Create a group."""
-    call(client(server, key), "PUT", f"/api/v1/iam/groups/{name}")
+    call(client(server, key), "PUT", f"/api/v1/iam/groups/{seg(name)}")
     typer.echo(f"created group {name}")
 
 
@@ -158,7 +169,7 @@ def groups_add(
     name: str, user: str, server: ServerOption = DEFAULT_SERVER, key: KeyOption = None
 ) -> None:
     """Add a user to a group."""
-    call(client(server, key), "PUT", f"/api/v1/iam/groups/{name}/members/{user}")
+    call(client(server, key), "PUT", f"/api/v1/iam/groups/{seg(name)}/members/{seg(user)}")
     typer.echo(f"added {user} to {name}")
 
 
@@ -167,7 +178,7 @@ def groups_attach(
     name: str, policy: str, server: ServerOption = DEFAULT_SERVER, key: KeyOption = None
 ) -> None:
     """Attach a managed policy to a group."""
-    call(client(server, key), "PUT", f"/api/v1/iam/groups/{name}/policies/{policy}")
+    call(client(server, key), "PUT", f"/api/v1/iam/groups/{seg(name)}/policies/{seg(policy)}")
     typer.echo(f"attached {policy} to group {name}")
 
 
@@ -183,7 +194,7 @@ def policies_put(
         body = document.read_bytes()
     except OSError as exc:
         fail(f"cannot read {document}: {exc.strerror}")
-    policy = call(client(server, key), "PUT", f"/api/v1/iam/policies/{name}", content=body)
+    policy = call(client(server, key), "PUT", f"/api/v1/iam/policies/{seg(name)}", content=body)
     typer.echo(f"stored {policy['arn']}")
 
 
@@ -212,5 +223,5 @@ def policies_delete(
     name: str, server: ServerOption = DEFAULT_SERVER, key: KeyOption = None
 ) -> None:
     """Delete a managed policy (and its attachments)."""
-    call(client(server, key), "DELETE", f"/api/v1/iam/policies/{name}")
+    call(client(server, key), "DELETE", f"/api/v1/iam/policies/{seg(name)}")
     typer.echo(f"deleted policy {name}")

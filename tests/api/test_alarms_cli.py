@@ -413,6 +413,6 @@ def test_client_verbs_report_errors(server: RunningServer) -> None:
     wrong = remote(server, "set-state", "cli-cpu", "GREEN")
     assert wrong.exit_code == 1 and "HTTP 400" in wrong.stderr
     no_key = run("list", "--server", server.url)
-    assert no_key.exit_code == 1 and "no access key" in no_key.stderr
+    assert no_key.exit_code == 2 and "no access key" in no_key.stderr  # usage
     down = run("list", "--server", "http://127.0.0.1:9", "--key", ADMIN_KEY)
     assert down.exit_code == 1 and "cannot reach the server" in down.stderr
