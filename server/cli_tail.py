@@ -12,13 +12,14 @@ where it stopped.
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Annotated, Any
 
 import httpx
 import typer
 
-from server.cli_http import DEFAULT_SERVER, KeyOption, ServerOption, client, fail
+from server.cli_http import DEFAULT_SERVER, KeyOption, ServerOption, client, fail, usage_error
 
 # How long to wait before retrying when the server says nothing about it, and at most.
 _RETRY_S = 1.0
@@ -38,12 +39,16 @@ def tail(
             "--follow", "-f", help="Keep printing events as they arrive, whatever their time."
         ),
     ] = False,
-    interval_s: Annotated[float, typer.Option(help="Seconds between polls with -f.")] = 1.0,
+    interval_s: Annotated[
+        float, typer.Option(help="Seconds between polls with -f (0.1 or more).", min=0.1)
+    ] = 1.0,
     page_size: Annotated[int, typer.Option(min=1, max=10_000, help="Events per request.")] = 1000,
     server: ServerOption = DEFAULT_SERVER,
     key: KeyOption = None,
 ) -> None:
     """Print a group's events in the order they arrived; with -f, follow new ones."""
+    if not math.isfinite(interval_s):  # click's range lets NaN through
+        usage_error("--interval-s must be a number of seconds, 0.1 or more")
     http = client(server, key)
     params: dict[str, Any] = {
         "group": group,

@@ -64,6 +64,13 @@ def test_stats_query_with_wait(client: httpx.Client) -> None:
     assert body["statistics"]["records_matched"] == 30
 
 
+def test_a_group_named_twice_is_read_once(client: httpx.Client) -> None:
+    seed(client, "app", count=6)
+    body = start(client, "stats count(*) as n", ["app", "app"]).json()
+    assert rows(body) == [{"n": "6"}]
+    assert body["statistics"]["records_scanned"] == 6
+
+
 def test_started_query_is_polled_and_listed(client: httpx.Client) -> None:
     seed(client, "app")
     body = {"query": "fields @timestamp, @message | sort @timestamp desc | limit 5",

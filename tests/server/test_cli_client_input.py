@@ -121,3 +121,9 @@ def test_a_server_that_is_not_watchkeep_is_named(other_server: str) -> None:
 def test_https_to_a_plain_server_says_so(server: RunningServer) -> None:
     status, output = wk(server.url.replace("http://", "https://"), "keys", "list")
     assert status == 1 and "use http:// in --server" in output, output
+
+
+@pytest.mark.parametrize("interval", ["0", "-1", "nan", "inf"])
+def test_tail_polls_at_most_ten_times_a_second(server: RunningServer, interval: str) -> None:
+    status, output = wk(server.url, "tail", "app", "-f", "--interval-s", interval)
+    assert status == 2 and "--interval-s" in output, output
