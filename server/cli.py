@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,6 +23,7 @@ from server.cli_logs import logs_app
 from server.cli_metrics import metrics_app
 from server.cli_query import query
 from server.cli_tail import tail
+from server.serve_checks import check_data_dir
 from server.serving import uvicorn_config
 from store.memory import use_server_memory_pool
 
@@ -43,13 +45,23 @@ app.command("query")(query)
 app.command("tail")(tail)
 
 
+class LogLevel(StrEnum):
+    critical = "critical"
+    error = "error"
+    warning = "warning"
+    info = "info"
+    debug = "debug"
+
+
 @app.command()
 def serve(
     data_dir: Annotated[Path | None, typer.Option(help="Data directory.")] = None,
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on (0: any free port).")] = None,
     rules: Annotated[Path | None, typer.Option(help="Directory of alarm rule files.")] = None,
-    log_level: Annotated[str, typer.Option(help="Server log level.")] = "info",
+    log_level: Annotated[
+        LogLevel, typer.Option(help="Server log level.", case_sensitive=False)
+    ] = LogLevel.info,
 ) -> None:
     """Run watchkeep: ingest, query and audit on one port, data in one directory."""
     from pydantic import ValidationError
@@ -65,10 +77,14 @@ def serve(
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
-        fail(f"invalid settings: {exc.errors()[0]['msg']}")
+        error = exc.errors()[0]
+        name = ".".join(str(part) for part in error["loc"])
+        where = f"--{name.replace('_', '-')} (or WATCHKEEP_{name.upper()})" if name else "settings"
+        fail(f"invalid {where}: {error['msg']}")
         return
+    check_data_dir(settings.data_dir)
     logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=log_level.value.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     typer.echo(
         f"watchkeep: data in {settings.data_dir.resolve()}, "
@@ -77,7 +93,7 @@ def serve(
     )
     use_server_memory_pool()
     config = uvicorn_config(
-        create_app(settings), host=settings.host, port=settings.port, log_level=log_level.lower()
+        create_app(settings), host=settings.host, port=settings.port, log_level=log_level.value
     )
     uvicorn.Server(config).run()
 
