@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Annotated, Any, NoReturn
 from urllib.parse import quote, urlsplit
@@ -30,6 +31,20 @@ def usage_error(message: str) -> NoReturn:
     """A command line that cannot work as given (exit status 2, as click's own usage errors)."""
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(2)
+
+
+_DURATION = re.compile(r"-?\d{1,12}[smhdw]", re.ASCII)
+
+
+def since_start(since: str, *, absolute_ok: bool = False) -> str:
+    """The API's start for ``--since``: ``15m`` and ``-15m`` alike mean 15 minutes ago. With
+    ``absolute_ok`` anything else goes to the server as a time (epoch s, RFC 3339)."""
+    text = since.strip()
+    if _DURATION.fullmatch(text):
+        return f"-{text.lstrip('-')}"
+    if not absolute_ok:
+        usage_error(f"--since {since!r} is not a duration such as 15m, 1h, 2d or 1w")
+    return text
 
 
 def seg(name: str) -> str:

@@ -19,7 +19,15 @@ from typing import Annotated, Any
 import httpx
 import typer
 
-from server.cli_http import DEFAULT_SERVER, KeyOption, ServerOption, call, client, print_table
+from server.cli_http import (
+    DEFAULT_SERVER,
+    KeyOption,
+    ServerOption,
+    call,
+    client,
+    print_table,
+    since_start,
+)
 
 metrics_app = typer.Typer(
     help="Read metrics: list them, print their statistics.", no_args_is_help=True
@@ -122,7 +130,9 @@ def get(
     ],
     dimension: DimensionOption = None,
     period: Annotated[int, typer.Option(help="Seconds per datapoint.")] = 60,
-    since: Annotated[str | None, typer.Option(help="Relative start, e.g. 15m, 3h, 2d.")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Start this long ago: 15m, 3h, 2d (or give --start).")
+    ] = None,
     start: Annotated[str | None, typer.Option(help="Start: epoch s or RFC 3339.")] = None,
     end: Annotated[str, typer.Option(help="End (exclusive): epoch s, RFC 3339 or now.")] = "now",
     unit: Annotated[str | None, typer.Option(help="Only data with this unit.")] = None,
@@ -140,7 +150,7 @@ def get(
         "namespace": namespace,
         "metric_name": name,
         "dimensions": dict(_dimensions(dimension or [])),
-        "start": start if start is not None else f"-{(since or '').lstrip('-')}",
+        "start": start if start is not None else since_start(since or ""),
         "end": end,
         "period": period,
     }

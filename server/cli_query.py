@@ -13,7 +13,16 @@ from rich.console import Console
 from rich.live import Live
 from rich.spinner import Spinner
 
-from server.cli_http import DEFAULT_SERVER, KeyOption, ServerOption, call, client, fail, print_table
+from server.cli_http import (
+    DEFAULT_SERVER,
+    KeyOption,
+    ServerOption,
+    call,
+    client,
+    fail,
+    print_table,
+    since_start,
+)
 
 FINISHED = ("Complete", "Failed", "Cancelled", "Timeout", "Unknown")
 
@@ -23,7 +32,9 @@ def query(
     group: Annotated[
         list[str], typer.Option("--group", "-g", help="Log group; repeat for several.")
     ],
-    since: Annotated[str | None, typer.Option(help="Relative start, e.g. 15m, 1h, 2d.")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Start this long ago: 15m, 1h, 2d (or give --start).")
+    ] = None,
     start: Annotated[str | None, typer.Option(help="Start: epoch s or RFC 3339.")] = None,
     end: Annotated[str, typer.Option(help="End (inclusive): epoch s, RFC 3339 or now.")] = "now",
     limit: Annotated[int | None, typer.Option(help="At most this many rows.")] = None,
@@ -36,7 +47,7 @@ def query(
         raise typer.BadParameter("give exactly one of --since and --start", param_hint="--since")
     if output not in ("table", "json", "csv"):
         raise typer.BadParameter("use table, json or csv", param_hint="--format")
-    begin = start if start is not None else f"-{(since or '').lstrip('-')}"
+    begin = start if start is not None else since_start(since or "")
     http = client(server, key)
     body: dict[str, Any] = {"query": text, "log_groups": group, "start": begin, "end": end}
     if limit is not None:

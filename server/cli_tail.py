@@ -19,7 +19,15 @@ from typing import Annotated, Any
 import httpx
 import typer
 
-from server.cli_http import DEFAULT_SERVER, KeyOption, ServerOption, client, fail, usage_error
+from server.cli_http import (
+    DEFAULT_SERVER,
+    KeyOption,
+    ServerOption,
+    client,
+    fail,
+    since_start,
+    usage_error,
+)
 
 # How long to wait before retrying when the server says nothing about it, and at most.
 _RETRY_S = 1.0
@@ -31,7 +39,7 @@ def tail(
     group: Annotated[str, typer.Argument(help="Log group to read.")],
     stream: Annotated[list[str] | None, typer.Option(help="Only these streams.")] = None,
     since: Annotated[
-        str, typer.Option(help="Events stamped from: -10m, -1h, epoch s or RFC 3339.")
+        str, typer.Option(help="Events stamped from: 10m, 1h (ago), epoch s or RFC 3339.")
     ] = "-10m",
     follow: Annotated[
         bool,
@@ -52,7 +60,7 @@ def tail(
     http = client(server, key)
     params: dict[str, Any] = {
         "group": group,
-        "start": since,
+        "start": since_start(since, absolute_ok=True),
         "order": "ingest",
         "limit": page_size,
     }

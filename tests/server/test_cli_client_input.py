@@ -127,3 +127,43 @@ def test_https_to_a_plain_server_says_so(server: RunningServer) -> None:
 def test_tail_polls_at_most_ten_times_a_second(server: RunningServer, interval: str) -> None:
     status, output = wk(server.url, "tail", "app", "-f", "--interval-s", interval)
     assert status == 2 and "--interval-s" in output, output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("query", "fields @message", "-g", "app", "--since", "yesterday"),
+        (
+            "metrics",
+            "get",
+            "--namespace",
+            "App",
+            "--name",
+            "m",
+            "-s",
+            "Sum",
+            "--since",
+            "yesterday",
+        ),
+    ],
+)
+def test_since_is_a_duration(server: RunningServer, args: tuple[str, ...]) -> None:
+    status, output = wk(server.url, *args)
+    assert status == 2, output
+    assert "--since 'yesterday' is not a duration such as 15m" in output
+
+
+def test_since_takes_the_same_durations_everywhere(
+    server: RunningServer, client: httpx.Client
+) -> None:
+    client.post(
+        "/api/v1/logs/events",
+        params={"group": "app"},
+        content=b"hello\n",
+        headers={"Content-Type": "text/plain"},
+    ).raise_for_status()
+    for since in ("10m", "-10m"):
+        status, output = wk(server.url, "tail", "app", "--since", since)
+        assert status == 0 and "hello" in output, output
+        status, output = wk(server.url, "query", "fields @message", "-g", "app", "--since", since)
+        assert status == 0 and "hello" in output, output
