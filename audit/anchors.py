@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -108,21 +109,62 @@ def anchor_record(payload: dict[str, Any], payload_sha256: str, signature: str) 
     }
 
 
-def read_anchor_file(path: Path) -> list[dict[str, Any]]:
-    """The well-formed anchor records of a JSONL file (a torn last line is skipped)."""
-    records = []
-    for line in path.read_bytes().splitlines():
-        try:
-            item = json.loads(line)
-        except ValueError:
+@dataclass(slots=True)
+class AnchorFile:
+    """What ``read_anchor_file`` found: the anchor records, and the lines that are not one."""
+
+    path: Path
+    records: list[dict[str, Any]] = field(default_factory=list)
+    malformed: list[tuple[int, str]] = field(default_factory=list)  # (line number, why)
+
+
+def read_anchor_file(path: Path) -> AnchorFile:
+    """The anchor records of a JSONL file; a torn last line (no newline yet) is skipped.
+
+    Any other line that is not an anchor record is listed in ``malformed``: after a crash a torn
+    line can end up in the middle, with the next record appended to it, so it is not fatal by
+    itself, but the caller must say so. Raises ``OSError`` when the file cannot be read.
+    """
+    found = AnchorFile(path)
+    lines = path.read_bytes().split(b"\n")
+    torn = lines.pop()  # b"" when the file ends with a newline
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
             continue
-        if isinstance(item, dict) and all(k in item for k in ANCHOR_KEYS):
-            records.append(item)
-    return records
+        record, problem = _anchor_record(line)
+        if record is not None:
+            found.records.append(record)
+        else:
+            found.malformed.append((number, problem))
+    last, _problem = _anchor_record(torn) if torn.strip() else (None, "")
+    if last is not None:  # whole, only the newline is still to come
+        found.records.append(last)
+    return found
+
+
+def _anchor_record(line: bytes) -> tuple[dict[str, Any] | None, str]:
+    try:
+        item = json.loads(line)
+    except ValueError:
+        return None, "not JSON"
+    if not isinstance(item, dict):
+        return None, "not a JSON object"
+    missing = [k for k in ANCHOR_KEYS if k not in item]
+    if missing:
+        return None, f"no {', '.join(missing)}"
+    for key in ("digestSeq", "chainHeadSeq"):
+        value = item[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            return None, f"{key} {value!r} is not a sequence number"
+    for key in ("trailId", "digestSha256"):
+        if not isinstance(item[key], str):
+            return None, f"{key} {item[key]!r} is not a string"
+    return item, ""
 
 
 __all__ = [
     "Anchor",
+    "AnchorFile",
     "FileAnchor",
     "HttpAnchor",
     "StdoutAnchor",

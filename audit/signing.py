@@ -26,23 +26,41 @@ class SigningKeyError(ValueError):
     """Raised when a key file is missing, unreadable or not an Ed25519 key."""
 
 
-def generate_key(path: Path) -> Ed25519PrivateKey:
-    """Create a new private key in ``path`` (mode 0600); an existing file is never replaced."""
+def generate_key(path: Path, *, create_parents: bool = True) -> Ed25519PrivateKey:
+    """Create a new private key in ``path`` (mode 0600); an existing file is never replaced.
+
+    With ``create_parents=False`` (the CLI's ``--out``) a missing directory is an error rather
+    than created: a typo in a path should not leave the key somewhere nobody looks.
+    """
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if create_parents:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SigningKeyError(
+                f"cannot create the directory {path.parent}: {exc.strerror or exc}"
+            ) from None
+    elif not path.parent.is_dir():
+        raise SigningKeyError(f"the directory {path.parent} does not exist; create it first")
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, KEY_FILE_MODE)
     except FileExistsError:
         raise SigningKeyError(f"{path} already exists; choose another --out file") from None
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(pem)
-        handle.flush()
-        os.fsync(handle.fileno())
+    except OSError as exc:
+        raise SigningKeyError(f"cannot create key file {path}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(pem)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        path.unlink(missing_ok=True)  # a key half written is no key
+        raise SigningKeyError(f"cannot write key file {path}: {exc.strerror or exc}") from None
     return key
 
 
@@ -82,11 +100,13 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
     return key
 
 
-def ensure_signing_key(path: Path) -> tuple[Ed25519PrivateKey, bool]:
+def ensure_signing_key(
+    path: Path, *, create_parents: bool = True
+) -> tuple[Ed25519PrivateKey, bool]:
     """The key in ``path``, generated first if the file does not exist; ``True`` if generated."""
     if path.exists():
         return load_private_key(path), False
-    return generate_key(path), True
+    return generate_key(path, create_parents=create_parents), True
 
 
 def fingerprint(key: Ed25519PublicKey) -> str:

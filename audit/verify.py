@@ -10,6 +10,7 @@ clock (11). Each problem becomes a ``Finding`` with a stable code.
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
@@ -19,7 +20,7 @@ from typing import Any
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from audit.anchors import read_anchor_file
+from audit.anchors import AnchorFile, read_anchor_file
 from audit.chain import genesis
 from audit.segments import segment_bounds
 from audit.signing import fingerprint
@@ -59,8 +60,17 @@ def verify(
     now: datetime | None = None,
     follow_rotations: bool = True,
     live_head: Callable[[], LiveHead] | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> VerifyReport:
-    """Check the trail under ``audit_root`` (``<data_dir>/audit/<trail>``)."""
+    """Check the trail under ``audit_root`` (``<data_dir>/audit/<trail>``).
+
+    ``warn`` receives what is worth saying but is no finding (an anchor file's malformed
+    lines). Raises ``VerifyConfigError`` when the trail cannot be checked as asked.
+    """
+    if not (math.isfinite(interval_s) and interval_s > 0):
+        raise VerifyConfigError(f"the digest interval must be above 0 seconds, not {interval_s}")
+    if grace_s is not None and not (math.isfinite(grace_s) and grace_s >= 0):
+        raise VerifyConfigError(f"the grace must be 0 seconds or more, not {grace_s}")
     return _Verifier(
         audit_root,
         keys={fingerprint(k): k for k in public_keys},
@@ -73,6 +83,7 @@ def verify(
         anchors=anchors,
         follow_rotations=follow_rotations,
         live_head=live_head,
+        warn=warn or (lambda _message: None),
     ).run()
 
 
@@ -91,6 +102,7 @@ class _Verifier:
         anchors: Sequence[Path],
         follow_rotations: bool,
         live_head: Callable[[], LiveHead] | None,
+        warn: Callable[[str], None],
     ) -> None:
         if not root.is_dir():
             raise VerifyConfigError(f"{root} is not a readable audit trail directory")
@@ -102,11 +114,14 @@ class _Verifier:
         self.start, self.ref, self.explicit_end = start, ref, explicit_end
         self.grace_s, self.interval_s = grace_s, interval_s
         self.expect_running, self.follow_rotations = expect_running, follow_rotations
-        self.live_head = live_head
-        try:
-            self.anchors = [(p, read_anchor_file(p)) for p in anchors]
-        except OSError as exc:
-            raise VerifyConfigError(f"cannot read anchor file: {exc}") from None
+        self.live_head, self.warn = live_head, warn
+        self.anchor_files: list[AnchorFile] = []
+        self.anchors: list[tuple[Path, list[dict[str, Any]]]] = []
+        for path in anchors:
+            try:
+                self.anchor_files.append(read_anchor_file(path))
+            except OSError as exc:
+                raise VerifyConfigError(f"cannot read anchor file {path}: {exc}") from None
         self.chain = DigestChain([], [])
         self.report = VerifyReport(root.name, None, {}, {})
         self.checked: list[CheckedSegment] = []
@@ -122,6 +137,7 @@ class _Verifier:
         report.trail_id = trail_id
         if self.chain.valid:
             report.trail_name = str(self.chain.valid[0].payload["trailName"])
+        self._check_anchor_files(trail_id)
         first_start = self.chain.valid[0].start_time if self.chain.valid else None
         report.requested = {
             "start": format_time(self.start) if self.start else first_start,
@@ -306,6 +322,21 @@ class _Verifier:
         )
         if stale is not None:
             self.report.entries.append(stale)
+
+    def _check_anchor_files(self, trail_id: str | None) -> None:
+        """An anchor file that anchors nothing of this trail cannot vouch for it: a wrong file,
+        or a sink that never received a digest. That is no clean pass, so verify stops (exit 2)
+        before doing the work."""
+        for file in self.anchor_files:
+            for number, why in file.malformed:
+                self.warn(f"anchor file {file.path} line {number} is not an anchor record ({why})")
+            records = [r for r in file.records if trail_id is None or r["trailId"] == trail_id]
+            if not records:
+                raise VerifyConfigError(
+                    f"anchor file {file.path} contains no anchor records for trail "
+                    f"{self.report.trail_name} (trail_id {trail_id})"
+                )
+            self.anchors.append((file.path, records))
 
     def _anchors(self) -> None:
         self.report.entries += anchor_findings(self.anchors, self.chain.valid, self.report.trail_id)

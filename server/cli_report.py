@@ -157,10 +157,21 @@ def report_ack_command(
             sidecar = json.loads(file.with_name(file.name + SIDECAR_SUFFIX).read_bytes())
         except (OSError, ValueError) as exc:
             fail(f"cannot read the report or its {SIDECAR_SUFFIX}: {exc}")
+        if not isinstance(sidecar, dict):
+            fail(f"the {SIDECAR_SUFFIX} of {file} is not a report signature")
         if sidecar.get("sha256") != sha256_hex(data):
             fail(f"{file} does not match its signature file: it was changed after signing")
+        signed_id = sidecar.get("reportId")
+        if report_id is not None and signed_id and report_id != signed_id:
+            # The ack pins these bytes to a report id: pairing them with another report's id
+            # would record a review of a report nobody reviewed.
+            raise typer.BadParameter(
+                f"{report_id} is not the report in {file}, whose signature names {signed_id}; "
+                "omit --report-id to acknowledge that report",
+                param_hint="--report-id",
+            )
         body.update(report_sha256=sha256_hex(data), template=sidecar.get("template"))
-        body["report_id"] = report_id or sidecar.get("reportId")
+        body["report_id"] = report_id or signed_id
     if not body["report_id"]:
         raise typer.BadParameter("give --report-id or --file", param_hint="--report-id")
     with client(server, key) as http:

@@ -7,16 +7,22 @@ head): they read the data directory, or a copy of it, so they work while the ser
 
 from __future__ import annotations
 
+import math
+import re
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, NoReturn
 
+import duckdb
+import httpx
 import typer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from audit.digests import DigestError
 from audit.rotation import RotationError, rotate_offline
 from audit.signing import (
     SigningKeyError,
@@ -32,7 +38,8 @@ from audit.verify import LiveHead, verify
 from audit.verify_report import EXIT_CONFIG, VerifyConfigError
 from core.errors import BadRequest
 from core.timeparse import parse_range_time
-from server.cli_http import KeyOption, call, client, fail
+from server.cli_http import KeyOption, client, fail
+from store.layout import CATALOG_FILE
 
 DataDirOption = Annotated[
     Path,
@@ -78,9 +85,23 @@ def verify_command(
     output: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
     verbose: Annotated[bool, typer.Option(help="Also list what is valid.")] = False,
 ) -> None:
-    """Check digests, signatures, segments and every record; exit 0 valid, 1 invalid."""
+    """Check digests, signatures, segments and every record.
+
+    Exit status: 0 valid (warnings allowed), 1 invalid (at least one error finding),
+    2 could not check (bad usage, no trusted key, unreadable data or anchor file, or
+    --server unreachable or refusing --key), 3 no digests in the requested range.
+    """
     if output not in ("text", "json"):
         raise typer.BadParameter("use text or json", param_hint="--format")
+    if not (math.isfinite(interval) and interval > 0):
+        raise typer.BadParameter("give a number of seconds above 0", param_hint="--interval")
+    if grace is not None and not (math.isfinite(grace) and grace >= 0):
+        raise typer.BadParameter("give a number of seconds, 0 or more", param_hint="--grace")
+    if server and not key:
+        raise typer.BadParameter(
+            "--server needs an access key: pass --key WKIA…:wks_… or set WATCHKEEP_KEY",
+            param_hint="--key",
+        )
     root = data_dir / "audit" / trail
     keys: list[Ed25519PublicKey] = []
     try:
@@ -111,6 +132,7 @@ def verify_command(
             anchors=[Path(a.removeprefix("file:")) for a in anchor or []],
             follow_rotations=follow_rotations,
             live_head=live,
+            warn=lambda message: typer.echo(f"warning: {message}", err=True),
         )
     except VerifyConfigError as exc:
         _config_error(str(exc))
@@ -126,7 +148,7 @@ def keygen_command(
 ) -> None:
     """Create an Ed25519 signing key; print the public key and fingerprint to pin."""
     try:
-        key = generate_key(out)
+        key = generate_key(out, create_parents=False)
     except SigningKeyError as exc:
         fail(str(exc))
     public = key.public_key()
@@ -159,12 +181,24 @@ def rotate_key_command(
 ) -> None:
     """Hand digest signing over to a new key, signed by the old one (server stopped)."""
     root = data_dir / "audit" / trail
-    try:
-        old = load_private_key(key_file or data_dir / "audit-signing.key")
-        new, generated = ensure_signing_key(new_key)
-        rotation = rotate_offline(root, old, new, force=force)
-    except (SigningKeyError, RotationError) as exc:
-        fail(str(exc))
+    with _hold_data_dir(data_dir):
+        try:
+            old = load_private_key(key_file or data_dir / "audit-signing.key")
+            new, generated = ensure_signing_key(new_key, create_parents=False)
+        except SigningKeyError as exc:
+            fail(str(exc))
+        try:
+            rotation = rotate_offline(root, old, new, force=force)
+        except RotationError as exc:
+            if generated:  # nothing names it: leave no stray key behind
+                new_key.unlink(missing_ok=True)
+            fail(str(exc))
+        except (OSError, DigestError) as exc:
+            # Part way through: a rotation digest may already name the new key, so keep it.
+            fail(
+                f"the rotation failed part way ({exc}); keep {new_key} and run "
+                "`watchkeep audit verify` before starting the server"
+            )
     if generated:
         typer.echo(public_key_pem(new.public_key()), nl=False)
     typer.echo(
@@ -178,6 +212,37 @@ def rotate_key_command(
     )
 
 
+@contextmanager
+def _hold_data_dir(data_dir: Path) -> Iterator[None]:
+    """Refuse when a server uses ``data_dir``; else keep it from starting until we are done.
+
+    A running server holds DuckDB's write lock on the catalog. A read-only connection fails
+    against it (naming the PID), and while open it holds a shared lock that a starting server
+    cannot get. --force does not override this: it is for a trail that did not end in a
+    shutdown digest, not for a chain that a live server would fork.
+    """
+    path = data_dir / CATALOG_FILE
+    if not path.exists():
+        yield  # no server ever ran here: an exported copy, or audit files alone
+        return
+    try:
+        connection = duckdb.connect(str(path), read_only=True)
+    except (duckdb.IOException, duckdb.ConnectionException) as exc:
+        text = str(exc)
+        if "lock" not in text and "same database file" not in text:
+            fail(f"cannot open {path} to check that no server is using it: {text}")
+        pid = re.search(r"\(PID (\d+)\)", text)
+        who = f"a watchkeep server (PID {pid.group(1)})" if pid else "a running watchkeep server"
+        fail(
+            f"{who} is using {data_dir}: stop the server first, then rotate "
+            "(--force does not override this)"
+        )
+    try:
+        yield
+    finally:
+        connection.close()
+
+
 def export_command(
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     to: Annotated[Path, typer.Option("--to", help="Directory to copy into.")] = Path("."),
@@ -187,7 +252,29 @@ def export_command(
     source = data_dir / "audit" / trail
     if not (source / "segments").is_dir() and not (source / "digests").is_dir():
         fail(f"no audit trail under {source}; pass the server's --data-dir")
+    if to.exists() and not to.is_dir():
+        fail(f"--to {to} is not a directory; give a directory to copy into")
     target = to / "audit" / trail
+    if _overlaps(source, target):
+        fail(f"--to {to} holds the trail being exported ({source}); copy into another directory")
+    try:
+        counts = _copy_trail(source, target)
+    except OSError as exc:
+        where = exc.filename or to
+        fail(f"cannot export to {to}: {where}: {exc.strerror or exc}")
+    typer.echo(
+        f"copied {counts['segments']} segments and {counts['digests']} digests to {to}; "
+        f"check them with `watchkeep audit verify --data-dir {to} --public-key FILE`"
+    )
+
+
+def _overlaps(source: Path, target: Path) -> bool:
+    """Whether copying ``source`` into ``target`` would copy files onto or into themselves."""
+    a, b = source.resolve(), target.resolve()
+    return a == b or a.is_relative_to(b) or b.is_relative_to(a)
+
+
+def _copy_trail(source: Path, target: Path) -> dict[str, int]:
     counts = {"segments": 0, "digests": 0}
     for sub, patterns in (
         ("segments", ("*.parquet",)),
@@ -207,10 +294,7 @@ def export_command(
     if state.exists():
         (target / "state").mkdir(parents=True, exist_ok=True)
         shutil.copy2(state, target / "state" / "trail.json")
-    typer.echo(
-        f"copied {counts['segments']} segments and {counts['digests']} digests to {to}; "
-        f"check them with `watchkeep audit verify --data-dir {to} --public-key FILE`"
-    )
+    return counts
 
 
 def register(app: typer.Typer) -> None:
@@ -232,13 +316,41 @@ def _time(value: str | None, option: str) -> datetime | None:
 
 
 def _live_head(server: str, key: str | None) -> Callable[[], LiveHead]:
+    """Ask the server for its head; any failure means verify could not check (exit 2), which
+    must not read as "trail invalid" (exit 1)."""
+
     def fetch() -> LiveHead:
-        status = call(client(server, key), "GET", "/api/v1/audit/status")
-        if "latest_digest_seq" not in status:
-            fail(f"the server at {server} does not report latest_digest_seq; upgrade it")
-        return LiveHead(int(status["chain_head_seq"]), status["latest_digest_seq"], server)
+        try:
+            with client(server, key) as http:
+                response = http.get("/api/v1/audit/status")
+        except httpx.HTTPError as exc:
+            raise VerifyConfigError(
+                f"cannot reach the server at {server} ({exc}); is `watchkeep serve` running?"
+            ) from None
+        if response.status_code >= 400:
+            raise VerifyConfigError(
+                f"the server at {server} refused GetTrailStatus (HTTP {response.status_code}: "
+                f"{_error_message(response)}); check --key"
+            )
+        try:
+            status = response.json()
+            head = LiveHead(int(status["chain_head_seq"]), status["latest_digest_seq"], server)
+        except (ValueError, KeyError, TypeError):
+            raise VerifyConfigError(
+                f"the server at {server} does not report chain_head_seq and "
+                "latest_digest_seq; upgrade it"
+            ) from None
+        return head
 
     return fetch
+
+
+def _error_message(response: httpx.Response) -> str:
+    try:
+        error = response.json()["error"]
+        return f"{error['message']} ({error['code']})"
+    except (ValueError, KeyError, TypeError):
+        return response.text[:200]
 
 
 def _config_error(message: str) -> NoReturn:
