@@ -21,7 +21,13 @@ from typing import Any
 import orjson
 
 from alarms.rule_links import referrers
-from alarms.rules import RuleIssue, RulesError, RuleSet, load_rule_texts, merge_rule_texts
+from alarms.rules import (
+    RulesError,
+    RuleSet,
+    load_rule_texts,
+    merge_rule_texts,
+    read_rule_files,
+)
 from core.errors import Conflict, NotFound
 
 __all__ = [
@@ -46,18 +52,15 @@ class AlarmInUse(Conflict):
     code = "ResourceInUseException"
 
 
-def rule_files(rules_dir: Path | None) -> list[tuple[str, str]]:
-    """(path, text) of the directory's ``*.yaml``/``*.yml``; none when it does not exist."""
-    if rules_dir is None or not rules_dir.is_dir():
+def rule_files(rules: Path | None, *, required: bool = False) -> list[tuple[str, str]]:
+    """(path, text) of a directory's ``*.yaml``/``*.yml``, or of a single rule file.
+
+    A path that does not exist gives no files, unless ``required`` (it was named by the
+    user, as ``serve --rules``, rather than the default ``<data-dir>/rules``): then it is a
+    ``RulesError``, as are files that cannot be read, are too large or are not UTF-8."""
+    if rules is None or (not required and not rules.exists()):
         return []
-    paths = sorted([*rules_dir.glob("*.yaml"), *rules_dir.glob("*.yml")])
-    files = []
-    for path in paths:
-        try:
-            files.append((str(path), path.read_text(encoding="utf-8")))
-        except (OSError, UnicodeDecodeError) as exc:
-            raise RulesError([RuleIssue(str(path), 1, 1, "", f"cannot read: {exc}")]) from None
-    return files
+    return read_rule_files(rules)
 
 
 def load_all(

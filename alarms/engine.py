@@ -69,6 +69,7 @@ class AlarmEngine:
         outbox: Outbox,
         *,
         rules_dir: Path | None,
+        rules_required: bool = False,
         wake: Callable[[], None] = lambda: None,
         audit: AuditSink | None = None,
         publish: Callable[[pa.Table], object] | None = None,
@@ -77,7 +78,8 @@ class AlarmEngine:
         self.store = store
         self._metrics = metrics
         self._writer = RoundWriter(store, outbox, audit=audit, wake=wake)
-        self.rules_dir = rules_dir
+        self.rules_dir = rules_dir  # a directory or one rule file
+        self.rules_required = rules_required  # named by the user: a missing path is an error
         self._publish = publish
         self._clock = clock
         self._lock = threading.RLock()
@@ -106,9 +108,11 @@ class AlarmEngine:
     def reload(self) -> RuleSet:
         """Load rule files and API definitions together; on any error nothing changes."""
         with self._lock:
-            files = rule_files(self.rules_dir)
+            files = rule_files(self.rules_dir, required=self.rules_required)
             ruleset = load_all(files, self.store.definitions(), self.store.silences())
             self.apply_rules(ruleset)
+        for warning in ruleset.warnings:
+            log.warning("rules: %s", warning)
         return ruleset
 
     # ---- alarms and silences created through the API: each is checked against the running

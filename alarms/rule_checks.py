@@ -6,6 +6,7 @@ and silences, within one file. Names, references and cycles across files are in
 from __future__ import annotations
 
 import zoneinfo
+from collections.abc import Mapping
 
 from apscheduler.triggers.cron import CronTrigger
 
@@ -268,6 +269,33 @@ def _check_rules(source: _Source, model: RuleFile) -> list[RuleIssue]:
                 )
             issues.append(issue)
     return issues
+
+
+def _warnings(source: _Source, model: RuleFile, environ: Mapping[str, str]) -> list[RuleIssue]:
+    """What does not stop a load but is probably wrong: a file with nothing in it, and a
+    secret whose environment variable is unset or empty here (it may be set only where the
+    server runs, so validating elsewhere warns and does not fail)."""
+    if not (model.targets or model.alarms or model.composites or model.silences or model.inhibit):
+        return [source.issue((), f"file {source.name} holds no rules")]
+    out: list[RuleIssue] = []
+    for name, target in model.targets.items():
+        listed = isinstance(target.secret, list)
+        secrets = target.secret if isinstance(target.secret, list) else [target.secret]
+        for index, secret in enumerate(secrets):
+            if secret.env is None or environ.get(secret.env):
+                continue
+            path: Path_ = (
+                ("targets", name, "secret", index) if listed else ("targets", name, "secret")
+            )
+            state = "empty" if secret.env in environ else "not set"
+            out.append(
+                source.issue(
+                    path,
+                    f"target {name!r}: secret environment variable {secret.env} is {state}; "
+                    "its deliveries fail unless it is set where the server runs",
+                )
+            )
+    return out
 
 
 def _check_target(target: WebhookTarget | ScalingTarget) -> list[tuple[Path_, str]]:

@@ -157,7 +157,13 @@ def _merge_into(
         source, path = place(cycle[0] if cycle[0] in where else added[0], "rule")
         issues.append(source.issue(path, "composite rules form a cycle: " + " -> ".join(cycle)))
     ruleset = RuleSet(
-        alarms, composites, base.targets, tuple(silences.values()), base.inhibit, files
+        alarms,
+        composites,
+        base.targets,
+        tuple(silences.values()),
+        base.inhibit,
+        files,
+        base.warnings,
     )
     return ruleset, issues
 

@@ -373,6 +373,8 @@ class RuleSet:
     silences: tuple[Silence, ...] = ()
     inhibit: tuple[Inhibit, ...] = ()
     files: dict[str, str] = field(default_factory=dict)  # alarm/composite/target name -> file
+    # Problems that do not stop a load: an empty file, a secret's unset environment variable.
+    warnings: tuple[RuleIssue, ...] = ()
 
     def composite_order(self) -> list[str]:
         """Composites in dependency order: children before parents (cycles are refused)."""

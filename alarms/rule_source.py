@@ -1,5 +1,11 @@
 """A composed YAML file (``_Source``): its data and the mark of every node by path, so that
 pydantic's error locations and our own checks are reported at file:line:column.
+
+Limits, so that no rule or test file can make a load run away (each refused at file:line):
+a file holds at most ``MAX_RULE_FILE_BYTES`` (1 MiB) of UTF-8 (``read_rule_text``); its YAML
+nests at most ``MAX_DEPTH`` collections deep; aliases add at most ``MAX_ALIAS_NODES`` nodes to
+the tree they expand to (a "billion laughs" file of nine levels of nine aliases would add
+400 million), and an alias may not refer to a collection that contains it.
 """
 
 from __future__ import annotations
@@ -7,6 +13,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Union, get_args, get_origin
 
@@ -25,6 +32,7 @@ from alarms.rule_models import (
     Retry,
     RuleFile,
     RuleIssue,
+    RulesError,
     ScalingTarget,
     Schedule,
     Secret,
@@ -39,6 +47,43 @@ Path_ = tuple[str | int, ...]
 # libyaml's loader when PyYAML was built with it: 10,000 alarms load in seconds, not half a
 # minute; its nodes carry the same marks, so errors are placed the same.
 _LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+MAX_RULE_FILE_BYTES = 1 << 20
+MAX_DEPTH = 64
+MAX_ALIAS_NODES = 100_000
+
+
+def read_rule_text(path: Path) -> str:
+    """The text of a rule (or rule test) file; ``RulesError`` when it cannot be read, is
+    larger than ``MAX_RULE_FILE_BYTES`` or is not UTF-8."""
+    name = str(path)
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_RULE_FILE_BYTES + 1)
+    except OSError as exc:
+        raise _error(name, 1, 1, _os_reason(exc)) from None
+    if len(data) > MAX_RULE_FILE_BYTES:
+        raise _error(
+            name, 1, 1, f"larger than {MAX_RULE_FILE_BYTES:,} bytes (1 MiB), the limit of a file"
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        start = data.rfind(b"\n", 0, exc.start) + 1
+        line = data.count(b"\n", 0, start) + 1
+        column = len(data[start : exc.start].decode("utf-8")) + 1
+        raise _error(name, line, column, f"file {name} is not UTF-8 (byte {exc.start})") from None
+
+
+def _os_reason(exc: OSError) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return "no such file or directory"
+    if isinstance(exc, IsADirectoryError):
+        return "is a directory, not a file"
+    return f"cannot read: {exc.strerror or exc}"
+
+
+def _error(name: str, line: int, column: int, message: str) -> RulesError:
+    return RulesError([RuleIssue(name, line, column, "", message)])
 
 
 @dataclass
@@ -56,6 +101,8 @@ class _Source:
         loader = _LOADER(text)
         try:
             node = loader.get_single_node()
+            if node is not None and not _check_graph(name, node, issues):
+                return None
             data = loader.construct_document(node) if node is not None else None
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
@@ -122,6 +169,67 @@ class _Source:
         return RuleIssue(self.name, line, column + column_offset, _dotted(path), message)
 
 
+def _check_graph(name: str, root: yaml.Node, issues: list[RuleIssue]) -> bool:
+    """Refuse a composed document whose aliases would expand it by more than
+    ``MAX_ALIAS_NODES`` nodes, that refers to itself, or that nests deeper than ``MAX_DEPTH``.
+
+    The composed graph shares the node of an anchor with its aliases, so its size is that of
+    the file; each node's expanded size is computed once, and the walk stops at the first
+    problem. An alias has no mark of its own: it is placed at its key (or its sequence)."""
+    sizes: dict[int, int] = {}
+    inside: set[int] = set()
+    path: list[str | int] = []
+    added = 0
+
+    def fail(mark: yaml.Mark, message: str) -> None:
+        issues.append(RuleIssue(name, mark.line + 1, mark.column + 1, _dotted(path), message))
+
+    def walk(node: yaml.Node, mark: yaml.Mark) -> int | None:
+        nonlocal added
+        key = id(node)
+        if key in inside:
+            fail(mark, f"an alias refers to the collection that contains it (anchored at line "
+                       f"{node.start_mark.line + 1}); a rule file is a tree")  # fmt: skip
+            return None
+        size = sizes.get(key)
+        if size is not None:  # an alias: the anchor's node again
+            added += size
+            if added > MAX_ALIAS_NODES:
+                fail(mark, f"aliases expand this file by more than {MAX_ALIAS_NODES:,} "
+                           "nodes; write the repeated parts out")  # fmt: skip
+                return None
+            return size
+        if len(path) > MAX_DEPTH:
+            fail(mark, f"nested more than {MAX_DEPTH} levels deep")
+            return None
+        size = 1
+        inside.add(key)
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                fresh = isinstance(key_node, yaml.ScalarNode)
+                path.append(str(key_node.value) if fresh else "?")
+                for part in (key_node, value_node):
+                    part_size = walk(part, key_node.start_mark if fresh else mark)
+                    if part_size is None:
+                        return None
+                    size += part_size
+                path.pop()
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                path.append(index)
+                fresh = id(item) not in sizes and id(item) not in inside
+                item_size = walk(item, item.start_mark if fresh else mark)
+                if item_size is None:
+                    return None
+                size += item_size
+                path.pop()
+        inside.discard(key)
+        sizes[key] = size
+        return size
+
+    return walk(root, root.start_mark) is not None
+
+
 def _dotted(path: Sequence[str | int]) -> str:
     out = ""
     for part in path:
@@ -142,7 +250,7 @@ def _pydantic_issues(source: _Source, exc: ValidationError) -> list[RuleIssue]:
             message = f"unknown key {str(loc[-1])!r}{_accepted(loc)}"
             issues.append(source.issue(node_path, message, at_key=True))
             continue
-        field_path: Path_ = (*node_path, *(p for p in rest if p not in _TAGS))
+        field_path: Path_ = (*node_path, *(p for p in rest if not _is_tag(p)))
         if kind == "missing":
             message = f"missing required key {str(loc[-1])!r}"
         else:
@@ -151,10 +259,36 @@ def _pydantic_issues(source: _Source, exc: ValidationError) -> list[RuleIssue]:
         issues.append(
             RuleIssue(issue.file, issue.line, issue.column, _dotted(field_path), issue.message)
         )
-    return issues
+    return _join_alternatives(issues)
+
+
+def _join_alternatives(issues: list[RuleIssue]) -> list[RuleIssue]:
+    """One message per field for the members of a union (``int | float``: "a valid integer"
+    and "a valid number"; ``"auto" | int``: "'auto' or a valid integer")."""
+    joined: dict[tuple[str, int, int, str], list[str]] = {}
+    for issue in issues:
+        joined.setdefault((issue.file, issue.line, issue.column, issue.field), []).append(
+            issue.message
+        )
+    out: list[RuleIssue] = []
+    for (file, line, column, field_), messages in joined.items():
+        prefix = "Input should be "
+        if len(messages) > 1 and all(m.startswith(prefix) for m in messages):
+            options = list(dict.fromkeys(m.removeprefix(prefix) for m in messages))
+            if "a valid number" in options and "a valid integer" in options:
+                options.remove("a valid integer")
+            out.append(RuleIssue(file, line, column, field_, prefix + " or ".join(options)))
+        else:
+            out.extend(RuleIssue(file, line, column, field_, m) for m in messages)
+    return out
 
 
 _TAGS = {"webhook", "scaling", "[key]", "int", "float", "str", "list[Secret]", "Secret"}
+
+
+def _is_tag(part: str | int) -> bool:
+    """A union member's name in a pydantic location (``int``, ``literal['auto']``)."""
+    return part in _TAGS or (isinstance(part, str) and part.startswith("literal["))
 
 
 def _suggest(key: str, known: Sequence[str]) -> str:
@@ -173,7 +307,7 @@ def _accepted(loc: Sequence[str | int]) -> str:
     known = [
         name if info.alias is None else info.alias for name, info in model.model_fields.items()
     ]
-    parents = [part for part in loc[:-1] if isinstance(part, str) and part not in _TAGS]
+    parents = [part for part in loc[:-1] if isinstance(part, str) and not _is_tag(part)]
     noun = _NOUNS.get(model) or (f"`{parents[-1]}`" if parents else "a rule file")
     return _suggest(key, known) or f"; {noun} accepts {', '.join(known)}"
 

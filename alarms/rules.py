@@ -11,17 +11,20 @@ models are in ``alarms.rule_models`` (and exported from here), the composed YAML
 marks in ``alarms.rule_source``, the checks across fields in ``alarms.rule_checks`` and across
 files in ``alarms.rule_links``. ``merge_rule_texts`` puts one more text (an alarm created
 through the API) into a valid ``RuleSet`` and checks only what it can break.
-No I/O except reading the files named.
+No I/O except reading the files named, and the environment for ``RuleSet.warnings`` (a
+secret's unset variable).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from pydantic import ValidationError
 
-from alarms.rule_checks import _check_file, _check_rules
+from alarms.rule_checks import _check_file, _check_rules, _warnings
 from alarms.rule_links import _merge, _merge_into
 from alarms.rule_models import (
     BAND_OPERATORS,
@@ -51,7 +54,7 @@ from alarms.rule_models import (
     WebhookTarget,
     parse_duration,
 )
-from alarms.rule_source import _pydantic_issues, _Source
+from alarms.rule_source import MAX_RULE_FILE_BYTES, _pydantic_issues, _Source, read_rule_text
 
 # The models live in alarms.rule_models; importing them from here is the public way.
 __all__ = [
@@ -61,6 +64,7 @@ __all__ = [
     "CompositeAlarm",
     "Inhibit",
     "MAX_ACTIONS",
+    "MAX_RULE_FILE_BYTES",
     "Match",
     "MetricAlarm",
     "MetricSpec",
@@ -85,6 +89,9 @@ __all__ = [
     "load_rules_path",
     "merge_rule_texts",
     "parse_duration",
+    "read_rule_files",
+    "read_rule_text",
+    "rule_file_paths",
 ]
 
 
@@ -95,23 +102,47 @@ def load_rules_dir(directory: str | Path, *, reserved_names: Iterable[str] = ())
     """Load ``*.yaml``/``*.yml`` of a directory, all or nothing; raise ``RulesError``."""
     root = Path(directory)
     if not root.is_dir():
-        raise RulesError([RuleIssue(str(root), 1, 1, "", "not a directory")])
-    paths = sorted([*root.glob("*.yaml"), *root.glob("*.yml")])
-    return load_rule_texts(
-        [(str(p), p.read_text(encoding="utf-8")) for p in paths], reserved_names=reserved_names
-    )
+        reason = "not a directory" if root.exists() else "no such file or directory"
+        raise RulesError([RuleIssue(str(root), 1, 1, "", reason)])
+    return load_rules_path(root, reserved_names=reserved_names)
+
+
+def rule_file_paths(path: str | Path) -> list[Path]:
+    """The ``*.yaml``/``*.yml`` of a directory, sorted, or a single file; ``RulesError`` when
+    the path does not exist."""
+    target = Path(path)
+    if target.is_dir():
+        return sorted([*target.glob("*.yaml"), *target.glob("*.yml")])
+    if not target.exists():
+        raise RulesError([RuleIssue(str(target), 1, 1, "", "no such file or directory")])
+    return [target]
+
+
+def read_rule_files(path: str | Path) -> list[tuple[str, str]]:
+    """(name, text) of each file of ``rule_file_paths``; ``RulesError`` listing every file
+    that cannot be read, is too large or is not UTF-8 (``read_rule_text``)."""
+    files: list[tuple[str, str]] = []
+    issues: list[RuleIssue] = []
+    for file in rule_file_paths(path):
+        try:
+            files.append((str(file), read_rule_text(file)))
+        except RulesError as exc:
+            issues.extend(exc.issues)
+    if issues:
+        raise RulesError(issues)
+    return files
 
 
 def load_rules_path(path: str | Path, *, reserved_names: Iterable[str] = ()) -> RuleSet:
-    """A directory (``load_rules_dir``) or a single file."""
-    target = Path(path)
-    if target.is_dir():
-        return load_rules_dir(target, reserved_names=reserved_names)
-    try:
-        text = target.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise RulesError([RuleIssue(str(target), 1, 1, "", f"cannot read: {exc}")]) from None
-    return load_rule_texts([(str(target), text)], reserved_names=reserved_names)
+    """A directory (its ``*.yaml``/``*.yml``) or a single file, all or nothing.
+
+    The set's ``warnings`` also say when a directory holds no rule files."""
+    files = read_rule_files(path)
+    ruleset = load_rule_texts(files, reserved_names=reserved_names)
+    if not files:
+        empty = RuleIssue(str(path), 1, 1, "", f"no rule files (*.yaml, *.yml) in {path}")
+        ruleset = replace(ruleset, warnings=(empty, *ruleset.warnings))
+    return ruleset
 
 
 def load_rule_texts(
@@ -127,7 +158,8 @@ def load_rule_texts(
     ruleset, cross = _merge(parsed, set(reserved_names))
     if cross:
         raise RulesError(cross)
-    return ruleset
+    warnings = [w for source, model in parsed for w in _warnings(source, model, os.environ)]
+    return replace(ruleset, warnings=tuple(warnings)) if warnings else ruleset
 
 
 def merge_rule_texts(base: RuleSet, files: Sequence[tuple[str, str]]) -> RuleSet:

@@ -27,14 +27,18 @@ The run is a simulation of the server's scheduler: every alarm is evaluated at e
 evaluation instants (spec §5.3) after ``start`` up to each ``at``, starting from
 ``initial_states``; after each tick, composites are evaluated in dependency order. An ``at``
 must fall on the tick grid (a multiple of 60 s, or of 10 s with high-resolution alarms).
-Only simple statistics and percentiles can be computed from test input. No I/O except reading
-the test and rule files.
+Only simple statistics and percentiles can be computed from test input. Limits keep a run
+to seconds: a test's series hold at most 100,000 values, its last ``at`` is at most 31 days
+after its ``start``, it evaluates metric alarms at most 100,000 times (alarms times ticks),
+and a case whose alarms would read more than 10 million samples fails with a message. No I/O except
+reading the test and rule files.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -45,9 +49,10 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from alarms.evaluate import anchor_ms, cadence_s, evaluate, evaluate_composite, evaluation_error
 from alarms.reads import alarm_datapoints, alarm_reads
-from alarms.rule_source import _pydantic_issues, _Source
+from alarms.rule_source import Path_, _pydantic_issues, _Source, read_rule_text
 from alarms.rules import (
     MetricSpec,
+    RuleFile,
     RuleIssue,
     RulesError,
     RuleSet,
@@ -58,7 +63,16 @@ from core.errors import WatchkeepError
 from query.metrics.alarm_reads import AlarmBucket, AlarmRead
 from query.metrics.statistic import Percentile, Simple, parse_statistic
 
-__all__ = ["CaseResult", "TestReport", "parse_values", "run_test_file"]
+__all__ = [
+    "MAX_EVALUATIONS",
+    "MAX_HORIZON_S",
+    "MAX_VALUES",
+    "CaseResult",
+    "TestReport",
+    "count_values",
+    "parse_values",
+    "run_test_file",
+]
 
 _TOKEN = re.compile(
     r"(?P<missing>_)(?:x(?P<mcount>[0-9]+))?"
@@ -66,6 +80,9 @@ _TOKEN = re.compile(
     r"(?:(?P<sign>[+-])(?P<step>[0-9]+(?:\.[0-9]*)?))?(?:x(?P<count>[0-9]+))?"
 )
 Duration = Annotated[int, BeforeValidator(parse_duration)]
+MAX_VALUES = 100_000  # in all input series of a test
+MAX_HORIZON_S = 31 * 86_400  # from a test's start to its last evaluation
+MAX_EVALUATIONS = 100_000  # of metric alarms in a test case: some seconds
 
 
 class _Model(BaseModel):
@@ -116,13 +133,32 @@ class TestReport:
         return all(case.passed for case in self.cases)
 
 
+def count_values(text: str) -> int:
+    """How many values ``parse_values`` expands ``text`` to, without expanding it."""
+    total = 0
+    for token in text.split():
+        match = _match(token)
+        repeat = match.group("mcount") if match.group("missing") else match.group("count")
+        total += int(repeat or 0) + 1
+    return total
+
+
+def _match(token: str) -> re.Match[str]:
+    match = _TOKEN.fullmatch(token)
+    if match is None:
+        raise ValueError(f"cannot read {token!r}: use 7, _, _x3, 1x4, 1+2x3 or 10-1x5")
+    return match
+
+
 def parse_values(text: str) -> list[float | None]:
-    """Expand promtool notation; None is an interval with nothing published."""
+    """Expand promtool notation; None is an interval with nothing published. At most
+    ``MAX_VALUES`` values (``ValueError``)."""
+    total = count_values(text)
+    if total > MAX_VALUES:
+        raise ValueError(f"expands to {total:,} values; a series holds at most {MAX_VALUES:,}")
     out: list[float | None] = []
     for token in text.split():
-        match = _TOKEN.fullmatch(token)
-        if match is None:
-            raise ValueError(f"cannot read {token!r}: use 7, _, _x3, 1x4, 1+2x3 or 10-1x5")
+        match = _match(token)
         if match.group("missing"):
             out.extend([None] * (int(match.group("mcount") or 0) + 1))
             continue
@@ -139,19 +175,31 @@ def parse_values(text: str) -> list[float | None]:
 
 
 def run_test_file(path: str | Path) -> TestReport:
-    """Run every test of a test file; raise ``RulesError`` when it or its rules are invalid."""
+    """Run every test of a test file; raise ``RulesError`` when it or its rules are invalid,
+    or when a test is larger than the limits (``MAX_VALUES``, ``MAX_HORIZON_S``)."""
     test_path = Path(path)
-    text = test_path.read_text(encoding="utf-8")
+    text = read_rule_text(test_path)
     issues: list[RuleIssue] = []
     source = _Source.compose(str(test_path), text, issues)
     if source is None:
         raise RulesError(issues)
+    data = source.data if source.data is not None else {}
+    if isinstance(data, dict) and not {"rule_files", "tests"} & data.keys():
+        if set(RuleFile.model_fields) & data.keys():
+            message = f"{test_path} is a rule file; a test file has rule_files and tests"
+            raise RulesError([RuleIssue(str(test_path), 1, 1, "", message)])
     try:
-        spec = TestFile.model_validate(source.data or {})
+        spec = TestFile.model_validate(data)
     except ValidationError as exc:
         raise RulesError(_pydantic_issues(source, exc)) from None
+    limits = _check_limits(source, spec)
+    if limits:
+        raise RulesError(limits)
     rulesets = [load_rules_path(test_path.parent / name) for name in spec.rule_files]
     ruleset = _combine(rulesets)
+    work = _check_work(source, spec, ruleset)
+    if work:
+        raise RulesError(work)
     cases: list[CaseResult] = []
     for index, case in enumerate(spec.tests):
         result = CaseResult(case.name or f"test {index + 1}")
@@ -163,6 +211,57 @@ def run_test_file(path: str | Path) -> TestReport:
     return TestReport(cases)
 
 
+def _check_limits(source: _Source, spec: TestFile) -> list[RuleIssue]:
+    """Series and horizons a simulation can run in seconds, checked before it runs."""
+    issues: list[RuleIssue] = []
+    for index, case in enumerate(spec.tests):
+        total = 0
+        for number, series in enumerate(case.input_series):
+            where: Path_ = ("tests", index, "input_series", number, "values")
+            try:
+                total += count_values(series.values)
+            except ValueError as exc:
+                issues.append(source.issue(where, str(exc)))
+                continue
+            if total > MAX_VALUES:
+                message = f"the series of a test hold at most {MAX_VALUES:,} values; up to here "
+                issues.append(source.issue(where, message + f"they hold {total:,}"))
+                break
+        start_ms = _ms(case.start) if case.start is not None and case.start.tzinfo else 0
+        for number, check in enumerate(case.evaluations):
+            if isinstance(check.at, datetime) and check.at.tzinfo is None:
+                continue  # refused with its own message when the case runs
+            if _at(check.at, start_ms) - start_ms > MAX_HORIZON_S * 1_000:
+                where = ("tests", index, "evaluations", number, "at")
+                message = (
+                    f"more than {MAX_HORIZON_S // 86_400} days after the start of the test "
+                    f"({_show(start_ms)}), the longest a test may simulate"
+                    + ("; give the test a `start`" if case.start is None else "")
+                )
+                issues.append(source.issue(where, message))
+    return issues
+
+
+def _check_work(source: _Source, spec: TestFile, ruleset: RuleSet) -> list[RuleIssue]:
+    """At most ``MAX_EVALUATIONS`` alarm evaluations a test case (about 75 µs each)."""
+    issues: list[RuleIssue] = []
+    for index, case in enumerate(spec.tests):
+        if not case.evaluations or (case.start is not None and case.start.tzinfo is None):
+            continue
+        start_ms = _ms(case.start) if case.start is not None else 0
+        number, last = max(enumerate(case.evaluations), key=lambda c: _at(c[1].at, start_ms))
+        horizon_ms = _at(last.at, start_ms) - start_ms
+        count = sum(horizon_ms // (cadence_s(alarm) * 1_000) for alarm in ruleset.alarms.values())
+        if count > MAX_EVALUATIONS:
+            message = (
+                f"the test would evaluate its {len(ruleset.alarms)} metric alarms "
+                f"{count:,} times until here; a test may evaluate them at most "
+                f"{MAX_EVALUATIONS:,} times (end it sooner or give fewer rule files)"
+            )
+            issues.append(source.issue(("tests", index, "evaluations", number, "at"), message))
+    return issues
+
+
 def _combine(rulesets: Sequence[RuleSet]) -> RuleSet:
     if len(rulesets) == 1:
         return rulesets[0]
@@ -172,6 +271,24 @@ def _combine(rulesets: Sequence[RuleSet]) -> RuleSet:
         combined.composites.update(ruleset.composites)
         combined.targets.update(ruleset.targets)
     return combined
+
+
+class _Budget:
+    """The samples the alarms of one test case read, summed over their evaluations: a case
+    that would read more fails with a message instead of running for minutes."""
+
+    LIMIT = 10_000_000
+
+    def __init__(self) -> None:
+        self.spent = 0
+
+    def spend(self, units: int) -> None:
+        self.spent += units
+        if self.spent > self.LIMIT:
+            raise ValueError(
+                f"the alarms would read more than {self.LIMIT:,} samples in this test; "
+                "use fewer values or a larger interval"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +307,9 @@ def _run_case(ruleset: RuleSet, case: TestCase, result: CaseResult) -> None:
             if value is not None:
                 ts = start_ms + i * case.interval * 1_000
                 samples.setdefault(key, []).append(_Sample(ts, value, series.unit))
+    for series_samples in samples.values():
+        series_samples.sort(key=lambda sample: sample.ts_ms)  # stable: series order kept
+    budget = _Budget()
     for name in case.initial_states:
         if name not in ruleset.alarms and name not in ruleset.composites:
             raise ValueError(f"initial_states names {name!r}, which is not an alarm")
@@ -207,7 +327,7 @@ def _run_case(ruleset: RuleSet, case: TestCase, result: CaseResult) -> None:
             raise ValueError(f"evaluation time {at} ms is not on the {tick_s} s tick grid")
         while now < at:
             now += tick_ms
-            _tick(ruleset, samples, states, now, evaluated_composites)
+            _tick(ruleset, samples, states, now, evaluated_composites, budget)
         for name, expected in check.expect.items():
             if name not in states:
                 result.failures.append(f"at {_show(at)}: {name!r} is not an alarm")
@@ -223,13 +343,14 @@ def _tick(
     states: dict[str, str],
     now: int,
     evaluated: set[str],
+    budget: _Budget,
 ) -> None:
     changed = False
     for name, alarm in ruleset.alarms.items():
         if now % (cadence_s(alarm) * 1_000):
             continue
         anchor = anchor_ms(alarm, now)
-        buckets = [_buckets(read, samples, anchor) for read in alarm_reads(alarm)]
+        buckets = [_buckets(read, samples, anchor, budget) for read in alarm_reads(alarm)]
         try:
             points = alarm_datapoints(alarm, buckets, now)
             outcome = evaluate(alarm, points, states[name], now)
@@ -251,12 +372,17 @@ def _buckets(
     read: AlarmRead,
     samples: Mapping[tuple[str, str, tuple[tuple[str, str], ...]], list[_Sample]],
     anchor: int,
+    budget: _Budget,
 ) -> list[AlarmBucket]:
     period_ms = read.period_s * 1_000
     start = anchor - read.buckets * period_ms
     grouped: dict[int, list[_Sample]] = {}
-    for sample in samples.get(_key(read.namespace, read.metric_name, read.dimensions), []):
-        if start <= sample.ts_ms < anchor and (read.unit is None or sample.unit == read.unit):
+    series = samples.get(_key(read.namespace, read.metric_name, read.dimensions), [])
+    first = bisect_left(series, start, key=lambda sample: sample.ts_ms)
+    end = bisect_left(series, anchor, key=lambda sample: sample.ts_ms)
+    budget.spend(end - first)
+    for sample in series[first:end]:
+        if read.unit is None or sample.unit == read.unit:
             bucket = start + (sample.ts_ms - start) // period_ms * period_ms
             grouped.setdefault(bucket, []).append(sample)
     out = []

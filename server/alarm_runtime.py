@@ -104,6 +104,7 @@ def open_alarms(
         metrics,
         outbox,
         rules_dir=settings.rules_dir or settings.data_dir / "rules",
+        rules_required=settings.rules_dir is not None,  # named by the operator: it must exist
         wake=lambda: notifier.wake() if notifier is not None else None,
         audit=audit,
         publish=metrics.put,

@@ -58,7 +58,9 @@ def serve(
     data_dir: Annotated[Path | None, typer.Option(help="Data directory.")] = None,
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on (0: any free port).")] = None,
-    rules: Annotated[Path | None, typer.Option(help="Directory of alarm rule files.")] = None,
+    rules: Annotated[
+        Path | None, typer.Option(help="An alarm rule file or a directory of them.")
+    ] = None,
     log_level: Annotated[
         LogLevel, typer.Option(help="Server log level.", case_sensitive=False)
     ] = LogLevel.info,
@@ -83,6 +85,8 @@ def serve(
         fail(f"invalid {where}: {error['msg']}")
         return
     check_data_dir(settings.data_dir)
+    if settings.rules_dir is not None and not settings.rules_dir.exists():
+        fail(f"--rules {settings.rules_dir}: no such file or directory")
     logging.basicConfig(
         level=log_level.value.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 import typer
 
-from alarms.rules import RulesError, load_rules_path
+from alarms.rules import RulesError, load_rules_path, rule_file_paths
 from alarms.testing import run_test_file
 from server.cli_alarm_eval import alarms_eval
 from server.cli_http import DEFAULT_SERVER, KeyOption, ServerOption, call, client, print_table
@@ -24,18 +24,22 @@ Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of a tabl
 def validate(
     path: Annotated[Path, typer.Argument(help="A rule file or a directory of them.", exists=True)],
 ) -> None:
-    """Load rule files as the server would; print every problem as file:line:column."""
+    """Load rule files as the server would; print every problem as file:line:column.
+
+    Exit 1 when the server would refuse them. Warnings (exit 0): no rule files, a file that
+    holds no rules, a secret whose environment variable is unset here."""
     try:
         rules = load_rules_path(path)
+        files = rule_file_paths(path)
     except RulesError as exc:
-        for issue in exc.issues:
-            typer.echo(f"error: {issue.file}:{issue.line}:{issue.column}: {issue.field}: "
-                       f"{issue.message}", err=True)  # fmt: skip
+        _issues(exc)
         raise typer.Exit(1) from None
+    for warning in rules.warnings:
+        typer.echo(f"warning: {warning}", err=True)
     typer.echo(
         f"ok: {len(rules.alarms)} metric alarms, {len(rules.composites)} composite alarms, "
         f"{len(rules.targets)} targets, {len(rules.silences)} silences "
-        f"in {len(set(rules.files.values()))} files"
+        f"in {len(files)} files"
     )
 
 
@@ -43,16 +47,18 @@ def validate(
 def test(
     files: Annotated[list[Path], typer.Argument(help="Rule test files (YAML).", exists=True)],
 ) -> None:
-    """Run promtool-style rule unit tests: input series, evaluation times, expected states."""
+    """Run promtool-style rule unit tests: input series, evaluation times, expected states.
+
+    Exit 1 when a test file or its rules are invalid, or when a test case fails."""
     failed = 0
     for path in files:
         try:
             report = run_test_file(path)
         except RulesError as exc:
-            for issue in exc.issues:
-                typer.echo(f"error: {issue.file}:{issue.line}:{issue.column}: {issue.field}: "
-                           f"{issue.message}", err=True)  # fmt: skip
+            _issues(exc)
             raise typer.Exit(1) from None
+        if not report.cases:
+            typer.echo(f"no tests in {path}", err=True)
         for case in report.cases:
             if case.failures:
                 failed += 1
@@ -64,6 +70,11 @@ def test(
     if failed:
         typer.echo(f"error: {failed} test case(s) failed", err=True)
         raise typer.Exit(1)
+
+
+def _issues(exc: RulesError) -> None:
+    for issue in exc.issues:
+        typer.echo(f"error: {issue}", err=True)
 
 
 @alarms_app.command("list")

@@ -54,6 +54,7 @@ def test_a_data_dir_another_server_holds(tmp_path: Path) -> None:
     [
         (("--log-level", "bogus"), 2, "'bogus' is not one of"),
         (("--port", "99999"), 1, "invalid --port (or WATCHKEEP_PORT)"),
+        (("--rules", "/nonexistent-rules"), 1, "--rules /nonexistent-rules: no such file"),
     ],
 )
 def test_bad_options_are_named(
