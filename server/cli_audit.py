@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -12,7 +11,16 @@ import httpx
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn
 
-from server.cli_http import DEFAULT_SERVER, KeyOption, ServerOption, client, fail, print_table
+from server.cli_http import (
+    DEFAULT_SERVER,
+    KeyOption,
+    ServerOption,
+    client,
+    error_message,
+    fail,
+    print_table,
+    retry_after_s,
+)
 from server.cli_report import register as register_report
 from server.cli_verify import register as register_verify
 
@@ -106,33 +114,14 @@ def _page(
                 f"cannot reach the server at {http.base_url} ({exc}); is `watchkeep serve` running?"
             )
         if response.status_code in (429, 503) and retries < _MAX_RETRIES:
-            wait_s = _retry_after_s(response, default_s=float(2**retries))
+            wait_s = retry_after_s(response, default_s=float(2**retries), max_s=_MAX_RETRY_S)
             retries += 1
             status(f"throttled by the server; retrying in {wait_s:g} s…")
             time.sleep(wait_s)
             continue
         if response.status_code >= 400:
-            return None, f"{_message(response)} (HTTP {response.status_code})"
+            return None, f"{error_message(response)} (HTTP {response.status_code})"
         return response.json(), None
-
-
-def _retry_after_s(response: httpx.Response, *, default_s: float) -> float:
-    """The ``Retry-After`` seconds, within bounds; ``default_s`` when absent or a date."""
-    try:
-        wait_s = float(response.headers.get("retry-after", ""))
-    except ValueError:
-        wait_s = default_s
-    if not math.isfinite(wait_s):
-        wait_s = default_s
-    return min(max(wait_s, 0.1), _MAX_RETRY_S)
-
-
-def _message(response: httpx.Response) -> str:
-    try:
-        error = response.json()["error"]
-        return f"{error['message']} ({error['code']})"
-    except (ValueError, KeyError, TypeError):
-        return response.text[:200]
 
 
 def _print(events: list[dict[str, Any]], output: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from typing import Annotated, Any, NoReturn
@@ -97,6 +98,27 @@ def request(http: httpx.Client, method: str, path: str, **kwargs: Any) -> httpx.
             fail(f"HTTP {response.status_code} from {path}: {response.text[:200]}")
         fail(f"{message} ({code}, HTTP {response.status_code})")
     return response
+
+
+def error_message(response: httpx.Response) -> str:
+    """A watchkeep error answer as "message (Code)", else the start of the body."""
+    try:
+        error = response.json()["error"]
+        return f"{error['message']} ({error['code']})"
+    except (ValueError, KeyError, TypeError):
+        return response.text[:200]
+
+
+def retry_after_s(response: httpx.Response, *, default_s: float, max_s: float = 30.0) -> float:
+    """The answer's ``Retry-After`` in seconds, kept within [0.1, ``max_s``] so that a stuck
+    server ends the command; ``default_s`` when absent, a date or not a number."""
+    try:
+        wait_s = float(response.headers.get("retry-after", ""))
+    except ValueError:
+        return default_s
+    if not math.isfinite(wait_s):
+        return default_s
+    return min(max(wait_s, 0.1), max_s)
 
 
 def call(http: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:

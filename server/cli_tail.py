@@ -24,7 +24,9 @@ from server.cli_http import (
     KeyOption,
     ServerOption,
     client,
+    error_message,
     fail,
+    retry_after_s,
     since_start,
     usage_error,
 )
@@ -126,24 +128,9 @@ class _Fetcher:
                 )
             return None, 0.0, f"cannot reach the server at {self._http.base_url} ({exc})"
         if self._retry and response.status_code in (429, 503):
-            why = f"the server is unavailable (HTTP {response.status_code}: {_message(response)})"
-            return None, _retry_after_s(response), why
+            status, message = response.status_code, error_message(response)
+            why = f"the server is unavailable (HTTP {status}: {message})"
+            return None, retry_after_s(response, default_s=0.0, max_s=_MAX_RETRY_S), why
         if response.status_code >= 400:
-            fail(f"{_message(response)} (HTTP {response.status_code})")
+            fail(f"{error_message(response)} (HTTP {response.status_code})")
         return response.json(), 0.0, None
-
-
-def _message(response: httpx.Response) -> str:
-    try:
-        error = response.json()["error"]
-        return f"{error['message']} ({error['code']})"
-    except (ValueError, KeyError, TypeError):
-        return response.text[:200]
-
-
-def _retry_after_s(response: httpx.Response) -> float:
-    """The ``Retry-After`` seconds, within bounds; 0 (back off) when absent or a date."""
-    try:
-        return min(max(float(response.headers.get("retry-after", "")), 0.1), _MAX_RETRY_S)
-    except ValueError:
-        return 0.0

@@ -38,7 +38,7 @@ from audit.verify import LiveHead, verify
 from audit.verify_report import EXIT_CONFIG, VerifyConfigError
 from core.errors import BadRequest
 from core.timeparse import parse_range_time
-from server.cli_http import KeyOption, client, fail
+from server.cli_http import KeyOption, client, error_message, fail
 from store.layout import CATALOG_FILE
 
 DataDirOption = Annotated[
@@ -330,7 +330,7 @@ def _live_head(server: str, key: str | None) -> Callable[[], LiveHead]:
         if response.status_code >= 400:
             raise VerifyConfigError(
                 f"the server at {server} refused GetTrailStatus (HTTP {response.status_code}: "
-                f"{_error_message(response)}); check --key"
+                f"{error_message(response)}); check --key"
             )
         try:
             status = response.json()
@@ -343,14 +343,6 @@ def _live_head(server: str, key: str | None) -> Callable[[], LiveHead]:
         return head
 
     return fetch
-
-
-def _error_message(response: httpx.Response) -> str:
-    try:
-        error = response.json()["error"]
-        return f"{error['message']} ({error['code']})"
-    except (ValueError, KeyError, TypeError):
-        return response.text[:200]
 
 
 def _config_error(message: str) -> NoReturn:
