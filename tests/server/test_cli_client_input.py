@@ -58,17 +58,14 @@ def test_an_empty_name_is_a_usage_error(server: RunningServer, args: tuple[str, 
 
 
 @pytest.mark.parametrize(
-    ("key", "fragment"),
-    [
-        (ADMIN_KEY + " x", "--key is not an access key pair"),
-        ("é" + ADMIN_KEY, "--key is not an access key pair"),
-    ],
+    ("prefix", "suffix"), [("", " x"), ("é", "")], ids=["inner-space", "non-ascii"]
 )
 def test_a_bad_key_is_named_without_its_secret(
-    server: RunningServer, key: str, fragment: str
+    server: RunningServer, prefix: str, suffix: str
 ) -> None:
-    status, output = wk(server.url, "keys", "list", key=key)
-    assert status == 2 and fragment in output, output
+    # Built here, not in the parameters: the root key differs between test processes.
+    status, output = wk(server.url, "keys", "list", key=prefix + ADMIN_KEY + suffix)
+    assert status == 2 and "--key is not an access key pair" in output, output
     assert ADMIN_KEY.split(":")[1] not in output
 
 
