@@ -23,7 +23,7 @@ from server.cli_logs import logs_app
 from server.cli_metrics import metrics_app
 from server.cli_query import query
 from server.cli_tail import tail
-from server.serve_checks import check_data_dir
+from server.serve_checks import check_data_dir, check_rules
 from server.serving import uvicorn_config
 from store.memory import use_server_memory_pool
 
@@ -85,8 +85,8 @@ def serve(
         fail(f"invalid {where}: {error['msg']}")
         return
     check_data_dir(settings.data_dir)
-    if settings.rules_dir is not None and not settings.rules_dir.exists():
-        fail(f"--rules {settings.rules_dir}: no such file or directory")
+    if settings.rules_dir is not None:
+        check_rules(settings.rules_dir)
     logging.basicConfig(
         level=log_level.value.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

@@ -53,11 +53,13 @@ DimensionOption = Annotated[
 
 def _dimensions(texts: Sequence[str], *, allow_name_only: bool = False) -> list[tuple[str, str]]:
     """``Name=Value`` pairs (or a bare ``Name`` where allowed); usage error otherwise."""
-    pairs = []
+    pairs: list[tuple[str, str]] = []
     for text in texts:
         name, equals, value = text.partition("=")
         if not name or (not equals and not allow_name_only):
             raise typer.BadParameter(f"{text!r} is not Name=Value", param_hint="--dimension")
+        if any(name == seen for seen, _ in pairs):  # a metric has one value per dimension
+            raise typer.BadParameter(f"{name!r} is given twice", param_hint="--dimension")
         pairs.append((name, value) if equals else (name, ""))
     return pairs
 

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import duckdb
+import typer
 
 from server.cli_http import fail
 from store.layout import CATALOG_FILE
@@ -39,3 +40,18 @@ def check_data_dir(data_dir: Path) -> None:
             f"the data directory {data_dir} is in use by another process{holder}: one server "
             "per data directory"
         )
+
+
+def check_rules(path: Path) -> None:
+    """The alarm rules named by ``--rules`` exist and load, as ``watchkeep alarms validate``
+    says (the server would stop at start with a traceback otherwise)."""
+    from alarms.rules import RulesError, load_rules_path
+
+    if not path.exists():
+        fail(f"--rules {path}: no such file or directory")
+    try:
+        load_rules_path(path)
+    except RulesError as exc:
+        for issue in exc.issues:
+            typer.echo(f"error: {issue}", err=True)
+        fail(f"--rules {path} holds invalid rules (see above; `watchkeep alarms validate`)")

@@ -164,3 +164,9 @@ def test_since_takes_the_same_durations_everywhere(
         assert status == 0 and "hello" in output, output
         status, output = wk(server.url, "query", "fields @message", "-g", "app", "--since", since)
         assert status == 0 and "hello" in output, output
+
+
+def test_a_dimension_given_twice_is_a_usage_error(server: RunningServer) -> None:
+    args = ("metrics", "get", "--namespace", "App", "--name", "m", "-s", "Sum", "--since", "1h")
+    status, output = wk(server.url, *args, "-d", "host=a", "-d", "host=b")
+    assert status == 2 and "'host' is given twice" in output, output

@@ -63,3 +63,12 @@ def test_bad_options_are_named(
     result = serve("--data-dir", str(tmp_path / "data"), *args)
     assert result.returncode == status, result.stderr
     assert fragment in result.stderr, result.stderr
+
+
+def test_invalid_rules_are_listed_before_the_start(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("alarms:\n  - name: cpu\n    threshold: lots\n")
+    result = serve("--data-dir", str(tmp_path / "data"), "--rules", str(rules))
+    assert result.returncode == 1, result.stderr
+    assert f"--rules {rules} holds invalid rules" in result.stderr
+    assert "Traceback" not in result.stderr and "listening on" not in result.stderr
