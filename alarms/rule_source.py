@@ -2,10 +2,10 @@
 pydantic's error locations and our own checks are reported at file:line:column.
 
 Limits, so that no rule or test file can make a load run away (each refused at file:line):
-a file holds at most ``MAX_RULE_FILE_BYTES`` (1 MiB) of UTF-8 (``read_rule_text``); its YAML
-nests at most ``MAX_DEPTH`` collections deep; aliases add at most ``MAX_ALIAS_NODES`` nodes to
-the tree they expand to (a "billion laughs" file of nine levels of nine aliases would add
-400 million), and an alias may not refer to a collection that contains it.
+a file holds at most ``MAX_RULE_FILE_BYTES`` of UTF-8 (16 MiB, room for some 60,000 alarms;
+``read_rule_text``); its YAML nests at most ``MAX_DEPTH`` collections deep; aliases add at most
+``MAX_ALIAS_NODES`` nodes to the tree they expand to (a "billion laughs" file of nine levels of
+nine aliases would add 400 million), and an alias may not refer to a collection that holds it.
 """
 
 from __future__ import annotations
@@ -47,9 +47,10 @@ Path_ = tuple[str | int, ...]
 # libyaml's loader when PyYAML was built with it: 10,000 alarms load in seconds, not half a
 # minute; its nodes carry the same marks, so errors are placed the same.
 _LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-MAX_RULE_FILE_BYTES = 1 << 20
+MAX_RULE_FILE_BYTES = 16 << 20
 MAX_DEPTH = 64
-MAX_ALIAS_NODES = 100_000
+# An anchor shared by every alarm (actions: *defaults) adds ~10 nodes each; a bomb, millions.
+MAX_ALIAS_NODES = 1_000_000
 
 
 def read_rule_text(path: Path) -> str:
@@ -63,7 +64,7 @@ def read_rule_text(path: Path) -> str:
         raise _error(name, 1, 1, _os_reason(exc)) from None
     if len(data) > MAX_RULE_FILE_BYTES:
         raise _error(
-            name, 1, 1, f"larger than {MAX_RULE_FILE_BYTES:,} bytes (1 MiB), the limit of a file"
+            name, 1, 1, f"larger than {MAX_RULE_FILE_BYTES:,} bytes (16 MiB), the limit of a file"
         )
     try:
         return data.decode("utf-8")

@@ -48,7 +48,9 @@ def test_a_billion_laughs_is_refused_at_once() -> None:
     issues = refused(bomb())
     assert time.monotonic() - started < 2
     assert len(issues) == 1
-    assert issues[0].startswith("r.yaml:6:1: a5[0]: aliases expand this file by more than 100,000")
+    assert issues[0].startswith(
+        "r.yaml:7:1: a6[0]: aliases expand this file by more than 1,000,000"
+    )
 
 
 def test_merge_keys_cannot_multiply_a_file() -> None:
@@ -95,7 +97,7 @@ def test_a_file_over_one_mib_is_refused_before_parsing(tmp_path: Path) -> None:
         load_rules_path(big)
     assert time.monotonic() - started < 1
     assert str(caught.value.issues[0]) == (
-        f"{big}:1:1: larger than 1,048,576 bytes (1 MiB), the limit of a file"
+        f"{big}:1:1: larger than 16,777,216 bytes (16 MiB), the limit of a file"
     )
 
 
