@@ -276,7 +276,13 @@ def test_audit_trail_pages_and_opens_records(page: Any, shoot: Any) -> None:
     page.select_option("select[aria-label='Events per page']", "25")
     page.click("button:has-text('Look up')")
     page.wait_for_selector(".page-label:has-text('Page 1')")
-    page.wait_for_function("document.querySelectorAll('tr.audit-row').length === 25")
+    # The page opened with an unfiltered lookup of 25 rows too: wait for the filtered one.
+    page.wait_for_function(
+        """() => {
+            const names = [...document.querySelectorAll('td.event-name')].map(c => c.textContent);
+            return names.length === 25 && names.every(n => n === 'PutLogEvents');
+        }"""
+    )
     first_page = page.eval_on_selector_all(
         "tr.audit-row", "rows => rows.map(r => r.dataset.eventId)"
     )

@@ -120,6 +120,9 @@ class AuditPage {
       return;
     }
     this.status.textContent = "Loading…";
+    // Only the newest request may fill the table: an earlier, slower answer (the lookup the
+    // page opened with, say) must not replace the one asked for since.
+    const ticket = (this.ticket = (this.ticket || 0) + 1);
     try {
       const data = await api("GET", "/api/v1/audit/events", {
         query: {
@@ -131,9 +134,11 @@ class AuditPage {
           next_token: this.tokens[this.tokens.length - 1],
         },
       });
+      if (ticket !== this.ticket) return;
       this.nextToken = data.next_token || null;
       this.render(data.events || []);
     } catch (error) {
+      if (ticket !== this.ticket) return;
       this.status.textContent = `${error.code ? error.code + ": " : ""}${error.message}`;
       this.status.className = "audit-status error";
       return;
