@@ -164,9 +164,11 @@ MAX_DEFINITION_GROUPS = 50
 def _check_definition_groups(groups: list[str]) -> None:
     for group in groups:
         validate_group_name(group)
-    if len(set(groups)) != len(groups):
-        twice = next(g for g in groups if groups.count(g) > 1)
-        raise BadRequest(f"log group {twice!r} is listed twice in log_groups")
+    seen: set[str] = set()
+    for group in groups:
+        if group in seen:
+            raise BadRequest(f"log group {group!r} is listed twice in log_groups")
+        seen.add(group)
     if len(groups) > MAX_DEFINITION_GROUPS:
         raise BadRequest(
             f"log_groups lists {len(groups)} log groups; a query definition takes at most "

@@ -91,22 +91,27 @@ def request(http: httpx.Client, method: str, path: str, **kwargs: Any) -> httpx.
             "id: is --server the address of `watchkeep serve`?"
         )
     if response.status_code >= 300:
-        try:
-            error = response.json()["error"]
-            message, code = error["message"], error["code"]
-        except (ValueError, KeyError, TypeError):
+        error = _error_of(response)
+        if error is None:
             fail(f"HTTP {response.status_code} from {path}: {response.text[:200]}")
+        message, code = error
         fail(f"{message} ({code}, HTTP {response.status_code})")
     return response
 
 
 def error_message(response: httpx.Response) -> str:
     """A watchkeep error answer as "message (Code)", else the start of the body."""
+    error = _error_of(response)
+    return f"{error[0]} ({error[1]})" if error is not None else response.text[:200]
+
+
+def _error_of(response: httpx.Response) -> tuple[str, str] | None:
+    """The message and code of the Contracts' error body, None for any other answer."""
     try:
         error = response.json()["error"]
-        return f"{error['message']} ({error['code']})"
+        return str(error["message"]), str(error["code"])
     except (ValueError, KeyError, TypeError):
-        return response.text[:200]
+        return None
 
 
 def retry_after_s(response: httpx.Response, *, default_s: float, max_s: float = 30.0) -> float:

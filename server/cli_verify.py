@@ -8,7 +8,6 @@ head): they read the data directory, or a copy of it, so they work while the ser
 from __future__ import annotations
 
 import math
-import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -39,6 +38,7 @@ from audit.verify_report import EXIT_CONFIG, VerifyConfigError
 from core.errors import BadRequest
 from core.timeparse import parse_range_time
 from server.cli_http import KeyOption, client, error_message, fail
+from store.catalog_lock import CatalogInUse, connect_unshared
 from store.layout import CATALOG_FILE
 
 DataDirOption = Annotated[
@@ -226,17 +226,15 @@ def _hold_data_dir(data_dir: Path) -> Iterator[None]:
         yield  # no server ever ran here: an exported copy, or audit files alone
         return
     try:
-        connection = duckdb.connect(str(path), read_only=True)
-    except (duckdb.IOException, duckdb.ConnectionException) as exc:
-        text = str(exc)
-        if "lock" not in text and "same database file" not in text:
-            fail(f"cannot open {path} to check that no server is using it: {text}")
-        pid = re.search(r"\(PID (\d+)\)", text)
-        who = f"a watchkeep server (PID {pid.group(1)})" if pid else "a running watchkeep server"
+        connection = connect_unshared(path, read_only=True)
+    except CatalogInUse as exc:
+        who = f"a watchkeep server (PID {exc.pid})" if exc.pid else "a running watchkeep server"
         fail(
             f"{who} is using {data_dir}: stop the server first, then rotate "
             "(--force does not override this)"
         )
+    except (duckdb.IOException, duckdb.ConnectionException) as exc:
+        fail(f"cannot open {path} to check that no server is using it: {exc}")
     try:
         yield
     finally:

@@ -39,14 +39,14 @@ from iam.directory import Directory, Principal
 from iam.keystore import KeyRing
 from iam.matching import RequestContext
 from server.errors import internal_failure_response, watchkeep_error_response
+from server.gate_target import check_registry as check_registry  # re-exported for server.app
 from server.gate_target import (
-    api_routes,
+    gated_routes,
     headers_of,
     request_parameters,
     resolve_operation,
     source_from_path,
 )
-from server.gate_target import check_registry as check_registry  # re-exported for server.app
 from server.held import BodyCapture, HeldResponse, with_body
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ class Gate:
         max_body_bytes: int | None = None,
     ) -> None:
         self.app = app
-        self._routes = api_routes(routes)
+        self._routes = gated_routes(routes)
         self._services = services
         self._account = account
         self._proxies = [ipaddress.ip_network(p, strict=False) for p in trusted_proxies]

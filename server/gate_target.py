@@ -6,6 +6,7 @@ The gate (``server.gate``) resolves these before it authenticates anyone: they n
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from types import UnionType
 from typing import Annotated, Any, Union, get_args, get_origin
 from urllib.parse import parse_qs
@@ -20,6 +21,7 @@ __all__ = [
     "api_routes",
     "check_registry",
     "declares_body",
+    "gated_routes",
     "headers_of",
     "request_parameters",
     "resolve_operation",
@@ -41,11 +43,33 @@ def check_registry(routes: Sequence[BaseRoute]) -> None:
         raise RuntimeError(f"API routes without an operation in the registry: {missing}")
 
 
+@dataclass(frozen=True, slots=True)
+class GatedRoute:
+    """An API route with what the gate needs of it beyond matching, worked out once."""
+
+    route: Route
+    # The query parameters it declares with one value (not a list).
+    single_valued: frozenset[str]
+
+
+def gated_routes(routes: Sequence[BaseRoute]) -> list[GatedRoute]:
+    return [
+        GatedRoute(
+            route,
+            frozenset(
+                p.alias for p in _query_fields(route) if not _is_sequence(p.field_info.annotation)
+            ),
+        )
+        for route in api_routes(routes)
+    ]
+
+
 def resolve_operation(
-    routes: Sequence[Route], account: Account, scope: Scope
+    routes: Sequence[GatedRoute], account: Account, scope: Scope
 ) -> tuple[Operation, RequestTarget] | None:
     """The operation of the route that matches the request, and the request's target."""
-    for route in routes:
+    for gated in routes:
+        route, single = gated.route, gated.single_valued
         match, child = route.matches(scope)
         if match is not Match.FULL:
             continue
@@ -53,7 +77,6 @@ def resolve_operation(
         if op is None:  # check_registry makes this unreachable; deny all the same
             return None
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        single = _single_valued_query(route)
         target = RequestTarget(
             path_params=child.get("path_params", {}),
             query={k: v[-1] for k, v in query.items()},
@@ -67,20 +90,6 @@ def resolve_operation(
             op = op.choose(target, scope["app"].state)
         return op, target
     return None
-
-
-_SINGLE_VALUED: dict[int, frozenset[str]] = {}  # by id(route): routes live as long as the app
-
-
-def _single_valued_query(route: Route) -> frozenset[str]:
-    """The query parameters a route declares with one value (not a list)."""
-    found = _SINGLE_VALUED.get(id(route))
-    if found is None:
-        found = frozenset(
-            p.alias for p in _query_fields(route) if not _is_sequence(p.field_info.annotation)
-        )
-        _SINGLE_VALUED[id(route)] = found
-    return found
 
 
 def _query_fields(route: Route) -> list[Any]:

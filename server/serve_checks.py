@@ -3,16 +3,13 @@ said in one line, instead of a server traceback after a half start."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
-import duckdb
 import typer
 
 from server.cli_http import fail
+from store.catalog_lock import CatalogInUse, connect_unshared
 from store.layout import CATALOG_FILE
-
-_LOCK_PID = re.compile(r"PID (\d+)")
 
 
 def check_data_dir(data_dir: Path) -> None:
@@ -30,12 +27,9 @@ def check_data_dir(data_dir: Path) -> None:
     if not catalog.exists():
         return
     try:
-        duckdb.connect(str(catalog)).close()
-    except duckdb.IOException as exc:
-        if "lock" not in str(exc).lower():
-            raise
-        pid = _LOCK_PID.search(str(exc))
-        holder = f" (PID {pid.group(1)})" if pid else ""
+        connect_unshared(catalog).close()
+    except CatalogInUse as exc:
+        holder = f" (PID {exc.pid})" if exc.pid else ""
         fail(
             f"the data directory {data_dir} is in use by another process{holder}: one server "
             "per data directory"
